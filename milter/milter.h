@@ -14,4 +14,8 @@
 # include <milter/core/milter-message-result.h>
 # include <milter/core/milter-reply-code.h>
 # include <milter/core/milter-connection-spec.h>
+/* client */
+# include <milter/client/milter-client-context.h>
+# include <milter/client/milter-client.h>
+/* server */
 #undef MILTER_INSIDE

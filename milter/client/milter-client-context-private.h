@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "milter-client-context.h"
+
+G_BEGIN_DECLS
+
+/* For contexts driven with milter_client_context_feed() and no stream:
+ * takes the replies written so far. Tests and fuzzers use it. */
+GBytes *milter_client_context_take_output (MilterClientContext *context);
+
+/* Ends the session as if the MTA had gone: abort (if a message is open),
+ * finished, close. Used by MilterClient when it shuts down. */
+void milter_client_context_shutdown (MilterClientContext *context);
+
+G_END_DECLS

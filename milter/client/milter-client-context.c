@@ -1,0 +1,4144 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include "milter-client-context.h"
+#include "milter-client-context-private.h"
+#include "milter-client.h"
+#include "milter/milter-enum-types.h"
+#include "milter/milter-marshal.h"
+#include "milter/core/milter-decoder-private.h"
+#include "milter/core/milter-encoder-private.h"
+#include "milter/core/milter-errors.h"
+#include "milter/core/milter-reply-code.h"
+
+#include <string.h>
+
+/**
+ * SECTION:milter-client-context
+ * @title: MilterClientContext
+ * @short_description: One milter session with an MTA
+ * @include: milter/milter.h
+ * @see_also: #MilterClient
+ *
+ * A #MilterClientContext serves one connection from an MTA: it decodes
+ * the MTA's commands, emits one signal per protocol event and sends the
+ * reply that the handlers' #MilterStatus asks for. #MilterClient creates
+ * one per connection and announces it with
+ * #MilterClient::connection-established, which is the place to connect
+ * handlers.
+ *
+ * The events come in this order (events the MTA was asked not to send are
+ * left out, see below):
+ *
+ * |[
+ * negotiate → connect → helo* → per message: envelope-from →
+ *   envelope-recipient+ → data → header* → end-of-header → body* →
+ *   end-of-message → (next message …) → finished
+ * ]|
+ *
+ * #MilterClientContext::abort comes instead of the rest of a message when
+ * the MTA abandons it, and only if the milter has not already decided the
+ * message. #MilterClientContext::finished comes exactly once per
+ * connection, whatever ends it.
+ *
+ * ## Statuses
+ *
+ * Every event signal returns a #MilterStatus. Handlers run in the order
+ * they were connected; the first one that returns something other than
+ * %MILTER_STATUS_DEFAULT or %MILTER_STATUS_NOT_CHANGE decides, and if none
+ * does, %MILTER_STATUS_CONTINUE applies (%MILTER_STATUS_ALL_OPTIONS for
+ * negotiation). A handler written in a language binding that returns
+ * nothing or raises yields %MILTER_STATUS_DEFAULT, so it never causes a
+ * verdict by accident.
+ *
+ * ## Replying later
+ *
+ * A handler that cannot decide yet returns %MILTER_STATUS_PROGRESS. The
+ * context then reads no further command of this connection (other
+ * connections go on) until the status is given with
+ * milter_client_context_reply() or by emitting the event's `-response`
+ * signal. The reply is written from the main loop, never from inside the
+ * caller's stack. milter_client_context_progress() tells the MTA to keep
+ * waiting meanwhile.
+ *
+ * ## Negotiation
+ *
+ * If the #MilterClientContext::negotiate handlers return
+ * %MILTER_STATUS_ALL_OPTIONS (or nothing), the context asks for every
+ * action the MTA offers and asks the MTA to leave out every event that has
+ * no handler connected. Connect handlers before the negotiation (in
+ * #MilterClient::connection-established) so they count. A handler can
+ * instead edit the offered #MilterOption and return
+ * %MILTER_STATUS_CONTINUE, or end the session with %MILTER_STATUS_REJECT.
+ *
+ * ## Modifying the message
+ *
+ * The modification functions (milter_client_context_add_header() and the
+ * others) work while end-of-message is handled, also when its reply was
+ * deferred, and only for actions negotiated with the MTA.
+ *
+ * |[<!-- language="C" -->
+ * static MilterStatus
+ * on_end_of_message (MilterClientContext *context,
+ *                    GBytes              *chunk,
+ *                    gpointer             user_data)
+ * {
+ *   g_autoptr(GError) error = NULL;
+ *
+ *   if (!milter_client_context_add_header (context, "X-Filtered", "yes", &error))
+ *     g_warning ("%s", error->message);
+ *   return MILTER_STATUS_CONTINUE;
+ * }
+ *
+ * static void
+ * on_connection_established (MilterClient        *client,
+ *                            MilterClientContext *context,
+ *                            gpointer             user_data)
+ * {
+ *   g_signal_connect (context, "end-of-message-bytes",
+ *                     G_CALLBACK (on_end_of_message), NULL);
+ * }
+ * ]|
+ */
+
+/* While a reply is pending, read ahead at most this much (to notice the
+ * MTA closing) before pausing reads. */
+#define PAUSED_READ_LIMIT (64 * 1024)
+/* Stop reading while more than this waits to be written: a peer that does
+ * not read our replies cannot make us buffer without bound. */
+#define OUTPUT_HIGH_WATER (256 * 1024)
+#define DEFAULT_MAX_HEADERS 10000
+
+/* ---- steps ----------------------------------------------------------- */
+
+/* The status-returning events. Each has a -response signal. */
+typedef enum
+{
+  STEP_NEGOTIATE,
+  STEP_CONNECT,
+  STEP_HELO,
+  STEP_ENVELOPE_FROM,
+  STEP_ENVELOPE_RECIPIENT,
+  STEP_DATA,
+  STEP_UNKNOWN,
+  STEP_HEADER,
+  STEP_END_OF_HEADER,
+  STEP_BODY,
+  STEP_END_OF_MESSAGE,
+  STEP_ABORT,
+  N_STEPS
+} Step;
+
+typedef struct
+{
+  const gchar *name;
+  MilterClientContextState state;  /* the matching _REPLIED state follows it */
+  MilterStepFlags no_reply;        /* the NR_* bit, if any */
+  gboolean replies;                /* the MTA waits for a reply */
+} StepInfo;
+
+static const StepInfo step_info[N_STEPS] = {
+  [STEP_NEGOTIATE] = { "negotiate", MILTER_CLIENT_CONTEXT_STATE_NEGOTIATE, 0, TRUE },
+  [STEP_CONNECT] = { "connect", MILTER_CLIENT_CONTEXT_STATE_CONNECT, MILTER_STEP_NO_REPLY_CONNECT, TRUE },
+  [STEP_HELO] = { "helo", MILTER_CLIENT_CONTEXT_STATE_HELO, MILTER_STEP_NO_REPLY_HELO, TRUE },
+  [STEP_ENVELOPE_FROM] = { "envelope-from", MILTER_CLIENT_CONTEXT_STATE_ENVELOPE_FROM,
+                           MILTER_STEP_NO_REPLY_ENVELOPE_FROM, TRUE },
+  [STEP_ENVELOPE_RECIPIENT] = { "envelope-recipient", MILTER_CLIENT_CONTEXT_STATE_ENVELOPE_RECIPIENT,
+                                MILTER_STEP_NO_REPLY_ENVELOPE_RECIPIENT, TRUE },
+  [STEP_DATA] = { "data", MILTER_CLIENT_CONTEXT_STATE_DATA, MILTER_STEP_NO_REPLY_DATA, TRUE },
+  [STEP_UNKNOWN] = { "unknown", MILTER_CLIENT_CONTEXT_STATE_UNKNOWN, MILTER_STEP_NO_REPLY_UNKNOWN, TRUE },
+  [STEP_HEADER] = { "header", MILTER_CLIENT_CONTEXT_STATE_HEADER, MILTER_STEP_NO_REPLY_HEADER, TRUE },
+  [STEP_END_OF_HEADER] = { "end-of-header", MILTER_CLIENT_CONTEXT_STATE_END_OF_HEADER,
+                           MILTER_STEP_NO_REPLY_END_OF_HEADER, TRUE },
+  [STEP_BODY] = { "body", MILTER_CLIENT_CONTEXT_STATE_BODY, MILTER_STEP_NO_REPLY_BODY, TRUE },
+  [STEP_END_OF_MESSAGE] = { "end-of-message", MILTER_CLIENT_CONTEXT_STATE_END_OF_MESSAGE, 0, TRUE },
+  [STEP_ABORT] = { "abort", MILTER_CLIENT_CONTEXT_STATE_ABORT, 0, FALSE },
+};
+
+/* ---- command order ------------------------------------------------------ */
+
+/* Positions in a session, for checking the order of commands. A, Q, K
+ * and D are valid almost anywhere and are handled apart. */
+typedef enum
+{
+  AT_START,
+  AT_NEGOTIATE,
+  AT_CONNECT,
+  AT_HELO,
+  AT_MAIL,
+  AT_RCPT,
+  AT_DATA,
+  AT_HEADER,
+  AT_END_OF_HEADER,
+  AT_BODY,
+  AT_END_OF_MESSAGE,
+  AT_UNKNOWN,
+  N_POSITIONS
+} Position;
+
+#define AT(p) (1u << (p))
+
+/* What may follow what (libmilter's next_states), before steps the MTA was
+ * asked to leave out are taken into account. */
+static const guint32 next_positions[N_POSITIONS] = {
+  [AT_START] = AT (AT_NEGOTIATE),
+  [AT_NEGOTIATE] = AT (AT_CONNECT) | AT (AT_UNKNOWN),
+  [AT_CONNECT] = AT (AT_HELO) | AT (AT_MAIL) | AT (AT_UNKNOWN),
+  [AT_HELO] = AT (AT_HELO) | AT (AT_MAIL) | AT (AT_UNKNOWN),
+  [AT_MAIL] = AT (AT_RCPT) | AT (AT_UNKNOWN),
+  [AT_RCPT] = AT (AT_RCPT) | AT (AT_DATA) | AT (AT_HEADER) | AT (AT_END_OF_HEADER) |
+              AT (AT_BODY) | AT (AT_END_OF_MESSAGE) | AT (AT_UNKNOWN),
+  [AT_DATA] = AT (AT_HEADER) | AT (AT_END_OF_HEADER),
+  [AT_HEADER] = AT (AT_HEADER) | AT (AT_END_OF_HEADER),
+  [AT_END_OF_HEADER] = AT (AT_BODY) | AT (AT_END_OF_MESSAGE),
+  [AT_BODY] = AT (AT_BODY) | AT (AT_END_OF_MESSAGE),
+  [AT_END_OF_MESSAGE] = AT (AT_MAIL) | AT (AT_UNKNOWN),
+  [AT_UNKNOWN] = AT (AT_HELO) | AT (AT_MAIL) | AT (AT_RCPT) | AT (AT_DATA) | AT (AT_BODY) |
+                 AT (AT_UNKNOWN),
+};
+
+/* ---- macros ------------------------------------------------------------- */
+
+/* Macro tables by the command letter their 'D' packet named, in stage
+ * order: a command clears the tables of later stages, and lookups search
+ * the latest stage first, as libmilter does. */
+typedef enum
+{
+  MACROS_CONNECT,
+  MACROS_HELO,
+  MACROS_MAIL,
+  MACROS_RCPT,
+  MACROS_DATA,
+  MACROS_HEADER,
+  MACROS_END_OF_HEADER,
+  MACROS_BODY,
+  MACROS_END_OF_MESSAGE,
+  MACROS_UNKNOWN,
+  MACROS_OTHER,
+  N_MACRO_TABLES
+} MacroTable;
+
+typedef struct
+{
+  gchar *pairs;   /* a copy of the packet's name\0value\0… */
+  gsize size;
+} Macros;
+
+/**
+ * MilterClientContext:
+ *
+ * One milter session with an MTA. All fields are private.
+ *
+ * Since: 1.0
+ */
+struct _MilterClientContext
+{
+  GObject parent_instance;
+
+  MilterClient *client;  /* weak */
+  GMainContext *main_context;
+
+  /* I/O */
+  GIOStream *stream;
+  GPollableInputStream *input;
+  GPollableOutputStream *output;
+  GSource *read_source;
+  GSource *write_source;
+  GSource *timeout_source;
+  GSource *wakeup_source;
+  MilterDecoder *decoder;
+  GByteArray *out;         /* replies not yet written */
+  gsize out_offset;        /* of out, already written */
+  gint64 last_activity;    /* monotonic, µs */
+  gboolean eof;
+
+  /* Session */
+  MilterClientContextState state;
+  MilterClientContextState last_state;
+  MilterStatus status;
+  Position position;
+  guint32 allowed[N_POSITIONS];  /* next_positions with skipped steps folded in */
+  MilterOption *offer;           /* the MTA's */
+  MilterOption *option;          /* negotiated */
+  Step current_step;             /* the event being handled */
+  gboolean in_step;              /* between an event and its reply */
+  gboolean reply_pending;        /* a handler returned PROGRESS */
+  gboolean responding;           /* inside the implicit -response emission */
+  gboolean in_message;
+  gboolean closing;              /* teardown scheduled or done */
+  gboolean finished;
+  GError *pending_error;         /* reported when the teardown runs */
+
+  /* Negotiation in progress */
+  MilterOption *negotiate_option;
+  MilterMacrosRequests *negotiate_requests;
+
+  /* Per message */
+  MilterMessageResult *message_result;
+  GHashTable *shelf;
+  gchar **esmtp_parameters;
+  guint n_headers;
+  gchar *recipient;              /* of the RCPT being handled */
+  GByteArray *replacement_body;
+
+  /* Replies */
+  gchar *reply_code;
+  gchar *quarantine_reason;
+
+  Macros macros[N_MACRO_TABLES];
+  GHashTable *macros_cache;  /* for get_macros(); NULL when stale */
+
+  gpointer private_data;
+  GDestroyNotify private_data_destroy;
+
+  /* Settings */
+  guint timeout;
+  guint packet_buffer_size;
+  gboolean use_bytes;
+  guint max_headers;
+  guint max_macros;
+};
+
+enum {
+  PROP_0,
+  PROP_CLIENT,
+  PROP_STATE,
+  PROP_LAST_STATE,
+  PROP_STATUS,
+  PROP_OPTION,
+  PROP_MESSAGE_RESULT,
+  PROP_QUARANTINE_REASON,
+  PROP_TIMEOUT,
+  PROP_PACKET_BUFFER_SIZE,
+  PROP_USE_BYTES,
+  PROP_MAX_PACKET_LENGTH,
+  PROP_MAX_HEADERS,
+  PROP_MAX_MACROS,
+  PROP_N_PROCESSING_SESSIONS,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+enum {
+  SIGNAL_NEGOTIATE,
+  SIGNAL_DEFINE_MACRO,
+  SIGNAL_CONNECT,
+  SIGNAL_HELO,
+  SIGNAL_ENVELOPE_FROM,
+  SIGNAL_ENVELOPE_RECIPIENT,
+  SIGNAL_DATA,
+  SIGNAL_UNKNOWN,
+  SIGNAL_HEADER,
+  SIGNAL_END_OF_HEADER,
+  SIGNAL_BODY,
+  SIGNAL_BODY_BYTES,
+  SIGNAL_END_OF_MESSAGE,
+  SIGNAL_END_OF_MESSAGE_BYTES,
+  SIGNAL_ABORT,
+  SIGNAL_TIMEOUT,
+  SIGNAL_MESSAGE_PROCESSED,
+  SIGNAL_FINISHED,
+  SIGNAL_ERROR,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+static guint response_signals[N_STEPS];
+
+G_DEFINE_FINAL_TYPE (MilterClientContext, milter_client_context, G_TYPE_OBJECT)
+
+/**
+ * milter_client_context_error_quark:
+ *
+ * The quark of %MILTER_CLIENT_CONTEXT_ERROR.
+ *
+ * Returns: the error domain quark
+ *
+ * Since: 1.0
+ */
+G_DEFINE_QUARK (milter-client-context-error-quark, milter_client_context_error)
+
+static void wake_up (MilterClientContext *self);
+static void end_connection (MilterClientContext *self,
+                            GError              *error);
+static void respond (MilterClientContext *self,
+                     Step                 step,
+                     MilterStatus         status);
+static void schedule_flush (MilterClientContext *self);
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void
+set_state (MilterClientContext     *self,
+           MilterClientContextState state)
+{
+  if (self->state == state)
+    return;
+  self->state = state;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
+}
+
+static gboolean
+step_enabled (MilterClientContext *self,
+              MilterStepFlags      flag)
+{
+  return self->option != NULL && (milter_option_get_step (self->option) & flag) != 0;
+}
+
+static gboolean
+is_no_opinion (MilterStatus status)
+{
+  return status == MILTER_STATUS_DEFAULT || status == MILTER_STATUS_NOT_CHANGE;
+}
+
+static gboolean
+has_handler (MilterClientContext *self,
+             guint                signal_id)
+{
+  return g_signal_has_handler_pending (self, signal_id, 0, FALSE);
+}
+
+/* ---- macros ------------------------------------------------------------- */
+
+static MacroTable
+macro_table_for (gchar command)
+{
+  switch (command)
+    {
+    case 'C': return MACROS_CONNECT;
+    case 'H': return MACROS_HELO;
+    case 'M': return MACROS_MAIL;
+    case 'R': return MACROS_RCPT;
+    case 'T': return MACROS_DATA;
+    case 'L': return MACROS_HEADER;
+    case 'N': return MACROS_END_OF_HEADER;
+    case 'B': return MACROS_BODY;
+    case 'E': return MACROS_END_OF_MESSAGE;
+    case 'U': return MACROS_UNKNOWN;
+    default: return MACROS_OTHER;
+    }
+}
+
+static void
+clear_macros_from (MilterClientContext *self,
+                   MacroTable           first)
+{
+  for (guint table = first; table < N_MACRO_TABLES; table++)
+    {
+      if (self->macros[table].pairs == NULL)
+        continue;
+      g_clear_pointer (&self->macros[table].pairs, g_free);
+      self->macros[table].size = 0;
+      g_clear_pointer (&self->macros_cache, g_hash_table_unref);
+    }
+}
+
+static void
+store_macros (MilterClientContext *self,
+              const MilterPacket  *packet)
+{
+  Macros *macros = &self->macros[macro_table_for (packet->macro.command)];
+
+  g_clear_pointer (&macros->pairs, g_free);
+  macros->size = 0;
+  if (packet->macro.pairs_size > 0)
+    {
+      macros->pairs = g_memdup2 (packet->macro.pairs, packet->macro.pairs_size);
+      macros->size = packet->macro.pairs_size;
+    }
+  g_clear_pointer (&self->macros_cache, g_hash_table_unref);
+}
+
+static const gchar *
+lookup_in (const Macros *macros,
+           const gchar  *name)
+{
+  const gchar *cursor = macros->pairs;
+  const gchar *end = cursor + macros->size;
+  const gchar *key;
+
+  if (macros->pairs == NULL)
+    return NULL;
+  while ((key = milter_packet_next_string (&cursor, end)) != NULL)
+    {
+      const gchar *value = milter_packet_next_string (&cursor, end);
+
+      if (strcmp (key, name) == 0)
+        return value;
+    }
+  return NULL;
+}
+
+static const gchar *
+lookup_macro (MilterClientContext *self,
+              const gchar         *name)
+{
+  for (gint table = N_MACRO_TABLES - 1; table >= 0; table--)
+    {
+      const gchar *value = lookup_in (&self->macros[table], name);
+
+      if (value != NULL)
+        return value;
+    }
+  return NULL;
+}
+
+/* ---- output --------------------------------------------------------------- */
+
+static gsize
+output_pending (MilterClientContext *self)
+{
+  return self->out->len - self->out_offset;
+}
+
+static void
+compact_output (MilterClientContext *self)
+{
+  if (self->out_offset == 0)
+    return;
+  g_byte_array_remove_range (self->out, 0, (guint) self->out_offset);
+  self->out_offset = 0;
+}
+
+static gboolean on_writable (GObject  *stream,
+                             gpointer  user_data);
+
+/* Writes what it can without blocking; the rest waits for the socket. */
+static void
+flush_output (MilterClientContext *self)
+{
+  while (self->output != NULL && output_pending (self) > 0)
+    {
+      g_autoptr(GError) error = NULL;
+      gssize n;
+
+      n = g_pollable_output_stream_write_nonblocking (self->output,
+                                                      self->out->data + self->out_offset,
+                                                      output_pending (self), NULL, &error);
+      if (n < 0)
+        {
+          if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+            break;
+          if (!self->closing)
+            end_connection (self, g_error_new (MILTER_CLIENT_CONTEXT_ERROR,
+                                               MILTER_CLIENT_CONTEXT_ERROR_IO,
+                                               "Failed to write to the MTA: %s", error->message));
+          /* Nobody will read it now. */
+          g_byte_array_set_size (self->out, 0);
+          self->out_offset = 0;
+          return;
+        }
+      self->out_offset += (gsize) n;
+      self->last_activity = g_get_monotonic_time ();
+    }
+  if (output_pending (self) == 0)
+    {
+      g_byte_array_set_size (self->out, 0);
+      self->out_offset = 0;
+    }
+  else if (self->out_offset > 64 * 1024)
+    {
+      compact_output (self);
+    }
+}
+
+/* ---- I/O sources ---------------------------------------------------------- */
+
+static gboolean on_readable (GObject  *stream,
+                             gpointer  user_data);
+
+static void
+destroy_source (GSource **source)
+{
+  if (*source == NULL)
+    return;
+  g_source_destroy (*source);
+  g_clear_pointer (source, g_source_unref);
+}
+
+static gboolean
+wants_to_read (MilterClientContext *self)
+{
+  if (self->input == NULL || self->closing || self->eof)
+    return FALSE;
+  if (output_pending (self) > OUTPUT_HIGH_WATER)
+    return FALSE;
+  /* While a reply is pending, only watch for the MTA going away. */
+  if (self->reply_pending && milter_decoder_get_pending_size (self->decoder) >= PAUSED_READ_LIMIT)
+    return FALSE;
+  return TRUE;
+}
+
+static void
+update_io_sources (MilterClientContext *self)
+{
+  gboolean read = wants_to_read (self);
+  gboolean write = self->output != NULL && output_pending (self) > 0;
+
+  if (read && self->read_source == NULL)
+    {
+      self->read_source = g_pollable_input_stream_create_source (self->input, NULL);
+      g_source_set_callback (self->read_source, G_SOURCE_FUNC (on_readable), self, NULL);
+      g_source_attach (self->read_source, self->main_context);
+    }
+  else if (!read)
+    {
+      destroy_source (&self->read_source);
+    }
+
+  if (write && self->write_source == NULL)
+    {
+      self->write_source = g_pollable_output_stream_create_source (self->output, NULL);
+      g_source_set_callback (self->write_source, G_SOURCE_FUNC (on_writable), self, NULL);
+      g_source_attach (self->write_source, self->main_context);
+    }
+  else if (!write)
+    {
+      destroy_source (&self->write_source);
+    }
+}
+
+static gboolean
+on_writable (GObject  *stream,
+             gpointer  user_data)
+{
+  MilterClientContext *self = g_object_ref (user_data);
+
+  flush_output (self);
+  update_io_sources (self);
+  if (self->closing)
+    wake_up (self);
+  g_object_unref (self);
+  return G_SOURCE_CONTINUE;
+}
+
+/* ---- order of commands -------------------------------------------------- */
+
+static gboolean
+position_skipped (MilterClientContext *self,
+                  Position             position)
+{
+  guint32 version = self->option != NULL ? milter_option_get_version (self->option) : 6;
+
+  switch (position)
+    {
+    case AT_CONNECT: return step_enabled (self, MILTER_STEP_NO_CONNECT);
+    case AT_HELO: return step_enabled (self, MILTER_STEP_NO_HELO);
+    case AT_MAIL: return step_enabled (self, MILTER_STEP_NO_ENVELOPE_FROM);
+    case AT_RCPT: return step_enabled (self, MILTER_STEP_NO_ENVELOPE_RECIPIENT);
+    case AT_DATA: return version < 4 || step_enabled (self, MILTER_STEP_NO_DATA);
+    case AT_HEADER: return step_enabled (self, MILTER_STEP_NO_HEADERS);
+    case AT_END_OF_HEADER: return step_enabled (self, MILTER_STEP_NO_END_OF_HEADER);
+    case AT_BODY: return step_enabled (self, MILTER_STEP_NO_BODY);
+    case AT_UNKNOWN: return version < 3 || step_enabled (self, MILTER_STEP_NO_UNKNOWN);
+    default: return FALSE;
+    }
+}
+
+/* Folds in the steps the MTA leaves out: if X may follow P and X is never
+ * sent, whatever may follow X may follow P (libmilter's fix_stm). */
+static void
+compute_allowed_positions (MilterClientContext *self)
+{
+  gboolean changed = TRUE;
+
+  memcpy (self->allowed, next_positions, sizeof self->allowed);
+  while (changed)
+    {
+      changed = FALSE;
+      for (guint from = 0; from < N_POSITIONS; from++)
+        for (guint to = 0; to < N_POSITIONS; to++)
+          {
+            guint32 extended;
+
+            if (!(self->allowed[from] & AT (to)) || !position_skipped (self, to))
+              continue;
+            extended = self->allowed[from] | self->allowed[to];
+            if (extended != self->allowed[from])
+              {
+                self->allowed[from] = extended;
+                changed = TRUE;
+              }
+          }
+    }
+}
+
+static const gchar *
+position_name (Position position)
+{
+  static const gchar *names[N_POSITIONS] = {
+    "the start", "negotiation", "connect", "HELO", "MAIL", "RCPT", "DATA",
+    "a header", "end-of-header", "a body chunk", "end-of-message", "an unknown command",
+  };
+
+  return names[position];
+}
+
+static void finish_message (MilterClientContext *self,
+                            MilterStatus         status);
+static void emit_abort (MilterClientContext *self);
+
+/* Checks that a command may come now. What real MTAs do is tolerated: a
+ * command that may follow HELO (HELO, MAIL, an unknown command) also ends
+ * a message the MTA dropped without an abort (Sendmail does that after
+ * an early verdict). */
+static gboolean
+enter_position (MilterClientContext *self,
+                Position             position,
+                gchar                command)
+{
+  if (self->allowed[self->position] & AT (position))
+    {
+      self->position = position;
+      return TRUE;
+    }
+  if (self->position > AT_NEGOTIATE && (self->allowed[AT_HELO] & AT (position)))
+    {
+      if (self->in_message)
+        {
+          /* The command's own macros arrived already: keep them. */
+          Macros *own = &self->macros[macro_table_for (command)];
+          Macros kept = *own;
+
+          *own = (Macros) { NULL, 0 };
+          emit_abort (self);
+          finish_message (self, MILTER_STATUS_ABORT);
+          clear_macros_from (self, macro_table_for (command));
+          *own = kept;
+        }
+      self->position = position;
+      return TRUE;
+    }
+  end_connection (self, g_error_new (MILTER_CLIENT_CONTEXT_ERROR,
+                                     MILTER_CLIENT_CONTEXT_ERROR_UNEXPECTED_COMMAND,
+                                     "Unexpected command '%c' after %s", command,
+                                     position_name (self->position)));
+  return FALSE;
+}
+
+/* ---- messages --------------------------------------------------------- */
+
+static void
+reset_message_data (MilterClientContext *self)
+{
+  clear_macros_from (self, MACROS_MAIL);
+  g_hash_table_remove_all (self->shelf);
+  g_clear_pointer (&self->esmtp_parameters, g_strfreev);
+  g_clear_pointer (&self->replacement_body, g_byte_array_unref);
+  g_clear_pointer (&self->recipient, g_free);
+  self->n_headers = 0;
+}
+
+/* Any message command opens a message if none is open: with MAIL
+ * negotiated away, the first command the milter sees may be a header or
+ * end-of-message. */
+static void
+ensure_message (MilterClientContext *self)
+{
+  if (self->in_message)
+    return;
+  self->in_message = TRUE;
+  g_clear_object (&self->message_result);
+  self->message_result = milter_message_result_new ();
+  milter_message_result_start (self->message_result);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MESSAGE_RESULT]);
+}
+
+static void
+finish_message (MilterClientContext *self,
+                MilterStatus         status)
+{
+  g_autoptr(MilterMessageResult) result = NULL;
+
+  if (!self->in_message)
+    return;
+  self->in_message = FALSE;
+  result = g_object_ref (self->message_result);
+  milter_message_result_set_status (result, status);
+  milter_message_result_stop (result);
+  reset_message_data (self);
+  if (self->position > AT_HELO && self->position != AT_UNKNOWN)
+    self->position = AT_HELO;
+  g_signal_emit (self, signals[SIGNAL_MESSAGE_PROCESSED], 0, result);
+}
+
+/* ---- events ----------------------------------------------------------- */
+
+static void
+begin_step (MilterClientContext *self,
+            Step                 step)
+{
+  self->current_step = step;
+  self->in_step = TRUE;
+  self->last_state = step_info[step].state;
+  set_state (self, step_info[step].state);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LAST_STATE]);
+}
+
+/* After an event's handlers: reply now, or wait for the response. */
+static void
+finish_step (MilterClientContext *self,
+             Step                 step,
+             MilterStatus         status)
+{
+  if (status == MILTER_STATUS_PROGRESS)
+    {
+      self->reply_pending = TRUE;
+      return;
+    }
+  if (step == STEP_NEGOTIATE)
+    {
+      self->responding = TRUE;
+      g_signal_emit (self, response_signals[step], 0,
+                     self->negotiate_option, self->negotiate_requests, status);
+      self->responding = FALSE;
+      return;
+    }
+  if (has_handler (self, response_signals[step]))
+    {
+      self->responding = TRUE;
+      g_signal_emit (self, response_signals[step], 0, status);
+      self->responding = FALSE;
+    }
+  else
+    {
+      respond (self, step, status);
+    }
+}
+
+static void
+emit_abort (MilterClientContext *self)
+{
+  MilterStatus status = MILTER_STATUS_DEFAULT;
+  MilterClientContextState state = self->state;
+
+  begin_step (self, STEP_ABORT);
+  g_signal_emit (self, signals[SIGNAL_ABORT], 0, state, &status);
+  self->in_step = FALSE;
+  set_state (self, MILTER_CLIENT_CONTEXT_STATE_ABORT_REPLIED);
+}
+
+static gboolean
+check_header_limit (MilterClientContext *self)
+{
+  if (self->max_headers == 0 || ++self->n_headers <= self->max_headers)
+    return TRUE;
+  end_connection (self, g_error_new (MILTER_CLIENT_CONTEXT_ERROR,
+                                     MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_HEADERS,
+                                     "More than %u headers in one message", self->max_headers));
+  return FALSE;
+}
+
+static gchar **
+collect_strings (const gchar *cursor,
+                 gsize        size)
+{
+  const gchar *end = cursor + size;
+  GPtrArray *strings = g_ptr_array_new ();
+  const gchar *string;
+
+  while ((string = milter_packet_next_string (&cursor, end)) != NULL)
+    g_ptr_array_add (strings, g_strdup (string));
+  g_ptr_array_add (strings, NULL);
+  return (gchar **) g_ptr_array_free (strings, FALSE);
+}
+
+static void
+handle_negotiate (MilterClientContext *self,
+                  const MilterPacket  *packet)
+{
+  MilterStatus status = MILTER_STATUS_DEFAULT;
+  guint32 action = packet->negotiate.action;
+  guint32 step = packet->negotiate.step;
+
+  if (!enter_position (self, AT_NEGOTIATE, packet->command))
+    return;
+  /* libmilter reads zero fields as the protocol version 1 sets. */
+  if (action == 0)
+    action = 0x0F;
+  if (step == 0)
+    step = 0x3F;
+  g_clear_pointer (&self->offer, milter_option_free);
+  self->offer = milter_option_new (packet->negotiate.version, action, step);
+  g_clear_pointer (&self->negotiate_option, milter_option_free);
+  self->negotiate_option = milter_option_copy (self->offer);
+  g_clear_pointer (&self->negotiate_requests, milter_macros_requests_free);
+  self->negotiate_requests = milter_macros_requests_new ();
+
+  begin_step (self, STEP_NEGOTIATE);
+  g_signal_emit (self, signals[SIGNAL_NEGOTIATE], 0,
+                 self->negotiate_option, self->negotiate_requests, &status);
+  finish_step (self, STEP_NEGOTIATE, status);
+}
+
+static void
+handle_define_macro (MilterClientContext *self,
+                     const MilterPacket  *packet)
+{
+  store_macros (self, packet);
+  if (has_handler (self, signals[SIGNAL_DEFINE_MACRO]))
+    g_signal_emit (self, signals[SIGNAL_DEFINE_MACRO], 0, (MilterCommand) packet->macro.command);
+}
+
+static void
+handle_connect (MilterClientContext *self,
+                const MilterPacket  *packet)
+{
+  MilterStatus status = MILTER_STATUS_DEFAULT;
+
+  if (!enter_position (self, AT_CONNECT, packet->command))
+    return;
+  clear_macros_from (self, MACROS_HELO);
+  begin_step (self, STEP_CONNECT);
+  g_signal_emit (self, signals[SIGNAL_CONNECT], 0,
+                 packet->connect.host, packet->connect.address, &status);
+  finish_step (self, STEP_CONNECT, status);
+}
+
+static void
+handle_helo (MilterClientContext *self,
+             const MilterPacket  *packet)
+{
+  MilterStatus status = MILTER_STATUS_DEFAULT;
+
+  if (!enter_position (self, AT_HELO, packet->command))
+    return;
+  clear_macros_from (self, MACROS_MAIL);
+  begin_step (self, STEP_HELO);
+  g_signal_emit (self, signals[SIGNAL_HELO], 0, packet->string, &status);
+  finish_step (self, STEP_HELO, status);
+}
+
+static void
+handle_envelope_from (MilterClientContext *self,
+                      const MilterPacket  *packet)
+{
+  MilterStatus status = MILTER_STATUS_DEFAULT;
+
+  if (!enter_position (self, AT_MAIL, packet->command))
+    return;
+  /* A new MAIL ends an open message (see enter_position()) and starts
+   * from clean message data; its own macros are already stored. */
+  clear_macros_from (self, MACROS_RCPT);
+  g_hash_table_remove_all (self->shelf);
+  ensure_message (self);
+  milter_message_result_set_from (self->message_result, packet->envelope.address);
+  g_clear_pointer (&self->esmtp_parameters, g_strfreev);
+  self->esmtp_parameters = collect_strings (packet->envelope.args, packet->envelope.args_size);
+
+  begin_step (self, STEP_ENVELOPE_FROM);
+  g_signal_emit (self, signals[SIGNAL_ENVELOPE_FROM], 0, packet->envelope.address, &status);
+  finish_step (self, STEP_ENVELOPE_FROM, status);
+}
+
+static void
+handle_envelope_recipient (MilterClientContext *self,
+                           const MilterPacket  *packet)
+{
+  MilterStatus status = MILTER_STATUS_DEFAULT;
+
+  if (!enter_position (self, AT_RCPT, packet->command))
+    return;
+  clear_macros_from (self, MACROS_DATA);
+  ensure_message (self);
+  g_clear_pointer (&self->esmtp_parameters, g_strfreev);
+  self->esmtp_parameters = collect_strings (packet->envelope.args, packet->envelope.args_size);
+
+  g_free (self->recipient);
+  self->recipient = g_strdup (packet->envelope.address);
+  begin_step (self, STEP_ENVELOPE_RECIPIENT);
+  g_signal_emit (self, signals[SIGNAL_ENVELOPE_RECIPIENT], 0, packet->envelope.address, &status);
+  finish_step (self, STEP_ENVELOPE_RECIPIENT, status);
+}
+
+static void
+handle_data (MilterClientContext *self,
+             const MilterPacket  *packet)
+{
+  MilterStatus status = MILTER_STATUS_DEFAULT;
+
+  if (!enter_position (self, AT_DATA, packet->command))
+    return;
+  ensure_message (self);
+  begin_step (self, STEP_DATA);
+  g_signal_emit (self, signals[SIGNAL_DATA], 0, &status);
+  finish_step (self, STEP_DATA, status);
+}
+
+static void
+handle_header (MilterClientContext *self,
+               const MilterPacket  *packet)
+{
+  MilterStatus status = MILTER_STATUS_DEFAULT;
+
+  if (!enter_position (self, AT_HEADER, packet->command) || !check_header_limit (self))
+    return;
+  ensure_message (self);
+  milter_headers_add (milter_message_result_get_headers (self->message_result),
+                      packet->header.name, packet->header.value);
+  begin_step (self, STEP_HEADER);
+  g_signal_emit (self, signals[SIGNAL_HEADER], 0, packet->header.name, packet->header.value, &status);
+  finish_step (self, STEP_HEADER, status);
+}
+
+static void
+handle_end_of_header (MilterClientContext *self,
+                      const MilterPacket  *packet)
+{
+  MilterStatus status = MILTER_STATUS_DEFAULT;
+
+  if (!enter_position (self, AT_END_OF_HEADER, packet->command))
+    return;
+  ensure_message (self);
+  begin_step (self, STEP_END_OF_HEADER);
+  g_signal_emit (self, signals[SIGNAL_END_OF_HEADER], 0, &status);
+  finish_step (self, STEP_END_OF_HEADER, status);
+}
+
+/* Emits a chunk signal pair: the string form (unless use-bytes), then the
+ * GBytes form if nobody decided yet. The chunk is NUL-terminated in place
+ * for the string form (the decoder keeps a spare byte after every
+ * payload) so a binding reading it as a string cannot run past it. */
+static MilterStatus
+emit_chunk (MilterClientContext *self,
+            guint                string_signal,
+            guint                bytes_signal,
+            const MilterPacket  *packet,
+            gboolean             nullable)
+{
+  MilterStatus status = MILTER_STATUS_DEFAULT;
+
+  if (!self->use_bytes && has_handler (self, string_signal))
+    {
+      guint8 *data = (guint8 *) packet->data;
+      guint8 saved = data[packet->size];
+
+      data[packet->size] = '\0';
+      g_signal_emit (self, string_signal, 0,
+                     nullable && packet->size == 0 ? NULL : (const gchar *) data,
+                     (guint64) packet->size, &status);
+      data[packet->size] = saved;
+    }
+  if (is_no_opinion (status) && has_handler (self, bytes_signal))
+    {
+      g_autoptr(GBytes) bytes = NULL;
+
+      if (!nullable || packet->size > 0)
+        bytes = milter_decoder_get_payload_bytes (self->decoder);
+      g_signal_emit (self, bytes_signal, 0, bytes, &status);
+    }
+  return status;
+}
+
+static void
+handle_body (MilterClientContext *self,
+             const MilterPacket  *packet)
+{
+  MilterStatus status;
+
+  if (!enter_position (self, AT_BODY, packet->command))
+    return;
+  ensure_message (self);
+  milter_message_result_add_body_size (self->message_result, packet->size);
+  begin_step (self, STEP_BODY);
+  status = emit_chunk (self, signals[SIGNAL_BODY], signals[SIGNAL_BODY_BYTES], packet, FALSE);
+  finish_step (self, STEP_BODY, status);
+}
+
+static void
+handle_end_of_message (MilterClientContext *self,
+                       const MilterPacket  *packet)
+{
+  MilterStatus status;
+
+  if (!enter_position (self, AT_END_OF_MESSAGE, packet->command))
+    return;
+  ensure_message (self);
+  milter_message_result_add_body_size (self->message_result, packet->size);
+  begin_step (self, STEP_END_OF_MESSAGE);
+  status = emit_chunk (self, signals[SIGNAL_END_OF_MESSAGE], signals[SIGNAL_END_OF_MESSAGE_BYTES],
+                       packet, TRUE);
+  finish_step (self, STEP_END_OF_MESSAGE, status);
+}
+
+static void
+handle_unknown (MilterClientContext *self,
+                const MilterPacket  *packet)
+{
+  MilterStatus status = MILTER_STATUS_DEFAULT;
+
+  if (!enter_position (self, AT_UNKNOWN, packet->command))
+    return;
+  begin_step (self, STEP_UNKNOWN);
+  g_signal_emit (self, signals[SIGNAL_UNKNOWN], 0, packet->string, &status);
+  finish_step (self, STEP_UNKNOWN, status);
+}
+
+/* 'A': tolerated anywhere after negotiation, repeated, and after
+ * end-of-message (Postfix sends one after every message). It matters
+ * only while a message is open and undecided. */
+static void
+handle_abort (MilterClientContext *self,
+              const MilterPacket  *packet)
+{
+  MilterStatus status = MILTER_STATUS_DEFAULT;
+  MilterClientContextState state = self->state;
+
+  if (self->position == AT_START)
+    {
+      enter_position (self, AT_MAIL, packet->command);  /* reports the error */
+      return;
+    }
+  if (self->position != AT_UNKNOWN && self->position > AT_HELO)
+    self->position = AT_HELO;
+  /* A decided message is already finished: nothing to abort. */
+  if (!self->in_message)
+    return;
+  begin_step (self, STEP_ABORT);
+  g_signal_emit (self, signals[SIGNAL_ABORT], 0, state, &status);
+  finish_step (self, STEP_ABORT, status);
+}
+
+static void
+clear_private_data (MilterClientContext *self)
+{
+  gpointer data = g_steal_pointer (&self->private_data);
+  GDestroyNotify destroy = g_steal_pointer (&self->private_data_destroy);
+
+  if (destroy != NULL && data != NULL)
+    destroy (data);
+}
+
+/* Ends a message the connection's end interrupts, then announces the end
+ * of the connection. */
+static void
+emit_finished (MilterClientContext *self)
+{
+  if (self->in_message)
+    {
+      emit_abort (self);
+      finish_message (self, MILTER_STATUS_ABORT);
+    }
+  set_state (self, MILTER_CLIENT_CONTEXT_STATE_FINISHED);
+  g_signal_emit (self, signals[SIGNAL_FINISHED], 0);
+  clear_private_data (self);
+}
+
+static void
+handle_quit (MilterClientContext *self,
+             const MilterPacket  *packet)
+{
+  set_state (self, MILTER_CLIENT_CONTEXT_STATE_QUIT);
+  end_connection (self, NULL);
+}
+
+/* 'K': this SMTP connection ends, another follows on the same socket with
+ * the same negotiated options (protocol.md §5.4). */
+static void
+handle_quit_new_connection (MilterClientContext *self,
+                            const MilterPacket  *packet)
+{
+  if (self->position < AT_NEGOTIATE)
+    {
+      enter_position (self, AT_CONNECT, packet->command);  /* reports the error */
+      return;
+    }
+  emit_finished (self);
+  clear_macros_from (self, MACROS_CONNECT);
+  g_clear_pointer (&self->reply_code, g_free);
+  g_clear_pointer (&self->quarantine_reason, g_free);
+  self->position = AT_NEGOTIATE;
+  set_state (self, MILTER_CLIENT_CONTEXT_STATE_NEGOTIATE_REPLIED);
+}
+
+static void
+dispatch (MilterClientContext *self,
+          const MilterPacket  *packet)
+{
+  switch (packet->command)
+    {
+    case 'O': handle_negotiate (self, packet); break;
+    case 'D': handle_define_macro (self, packet); break;
+    case 'C': handle_connect (self, packet); break;
+    case 'H': handle_helo (self, packet); break;
+    case 'M': handle_envelope_from (self, packet); break;
+    case 'R': handle_envelope_recipient (self, packet); break;
+    case 'T': handle_data (self, packet); break;
+    case 'L': handle_header (self, packet); break;
+    case 'N': handle_end_of_header (self, packet); break;
+    case 'B': handle_body (self, packet); break;
+    case 'E': handle_end_of_message (self, packet); break;
+    case 'U': handle_unknown (self, packet); break;
+    case 'A': handle_abort (self, packet); break;
+    case 'Q': handle_quit (self, packet); break;
+    case 'K': handle_quit_new_connection (self, packet); break;
+    default: g_assert_not_reached ();  /* the decoder knows only these */
+    }
+}
+
+/* Dispatches every complete command, until a reply is pending. */
+static gboolean
+process_input (MilterClientContext  *self,
+               GError              **error)
+{
+  while (!self->reply_pending && !self->closing)
+    {
+      GError *decode_error = NULL;
+      const MilterPacket *packet = milter_decoder_next (self->decoder, &decode_error);
+
+      if (packet == NULL)
+        {
+          if (decode_error != NULL)
+            {
+              if (error != NULL)
+                *error = g_error_copy (decode_error);
+              end_connection (self, decode_error);
+              return FALSE;
+            }
+          break;
+        }
+      dispatch (self, packet);
+    }
+  if (milter_decoder_get_pending_size (self->decoder) == 0)
+    milter_decoder_release_buffer (self->decoder);
+  return TRUE;
+}
+
+/* ---- replies ---------------------------------------------------------- */
+
+static gchar
+reply_letter (MilterClientContext *self,
+              Step                 step,
+              MilterStatus         status,
+              gboolean            *use_reply_code)
+{
+  *use_reply_code = FALSE;
+  switch (status)
+    {
+    case MILTER_STATUS_ACCEPT:
+      return 'a';
+    case MILTER_STATUS_REJECT:
+      *use_reply_code = self->reply_code != NULL && self->reply_code[0] == '5';
+      return 'r';
+    case MILTER_STATUS_TEMPORARY_FAILURE:
+      *use_reply_code = self->reply_code != NULL && self->reply_code[0] == '4';
+      return 't';
+    case MILTER_STATUS_DISCARD:
+      return 'd';
+    case MILTER_STATUS_SKIP:
+      /* Only a body chunk can be skipped, and only if the MTA knows how. */
+      if (step == STEP_BODY && step_enabled (self, MILTER_STEP_SKIP))
+        return 's';
+      return 'c';
+    case MILTER_STATUS_CONTINUE:
+    case MILTER_STATUS_NO_REPLY:
+    case MILTER_STATUS_ALL_OPTIONS:
+      return 'c';
+    default:
+      g_message ("%s: status %d makes no sense as a reply; continuing",
+                 step_info[step].name, status);
+      return 'c';
+    }
+}
+
+static gboolean
+decides_message (Step         step,
+                 MilterStatus status)
+{
+  if (step == STEP_END_OF_MESSAGE)
+    return TRUE;
+  if (step < STEP_ENVELOPE_FROM || step == STEP_UNKNOWN || step == STEP_ABORT)
+    return FALSE;
+  switch (status)
+    {
+    case MILTER_STATUS_ACCEPT:
+    case MILTER_STATUS_DISCARD:
+      return TRUE;
+    case MILTER_STATUS_REJECT:
+    case MILTER_STATUS_TEMPORARY_FAILURE:
+      /* A rejected recipient leaves the message open. */
+      return step != STEP_ENVELOPE_RECIPIENT;
+    default:
+      return FALSE;
+    }
+}
+
+static void
+write_reply (MilterClientContext *self,
+             Step                 step,
+             MilterStatus         status)
+{
+  gboolean use_reply_code;
+  gchar letter = reply_letter (self, step, status, &use_reply_code);
+
+  if (use_reply_code)
+    {
+      milter_encoder_encode_string (self->out, 'y', self->reply_code);
+      /* libmilter sends a reply text once; a non-matching one stays. */
+      g_clear_pointer (&self->reply_code, g_free);
+    }
+  else
+    {
+      milter_encoder_encode_empty (self->out, letter);
+    }
+}
+
+static void
+flush_replacement_body (MilterClientContext *self)
+{
+  if (self->replacement_body == NULL)
+    return;
+  /* Postfix wants every 'b' packet in one contiguous run. */
+  milter_encoder_encode_replace_body (self->out, self->replacement_body->data,
+                                      self->replacement_body->len);
+  g_clear_pointer (&self->replacement_body, g_byte_array_unref);
+}
+
+static void
+record_recipient (MilterClientContext *self,
+                  MilterStatus         status)
+{
+  g_autofree gchar *recipient = g_steal_pointer (&self->recipient);
+
+  if (recipient == NULL || self->message_result == NULL)
+    return;
+  if (status == MILTER_STATUS_REJECT || status == MILTER_STATUS_TEMPORARY_FAILURE)
+    milter_message_result_add_rejected_recipient (self->message_result, recipient);
+  else
+    milter_message_result_add_recipient (self->message_result, recipient);
+}
+
+static void respond_negotiate (MilterClientContext  *self,
+                               MilterOption         *option,
+                               MilterMacrosRequests *requests,
+                               MilterStatus          status);
+
+/* The one place where a status becomes a reply. */
+static void
+respond (MilterClientContext *self,
+         Step                 step,
+         MilterStatus         status)
+{
+  if (is_no_opinion (status))
+    status = MILTER_STATUS_CONTINUE;
+  self->in_step = FALSE;
+  self->status = status;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATUS]);
+
+  if (step == STEP_ENVELOPE_RECIPIENT)
+    record_recipient (self, status);
+
+  if (step == STEP_ABORT)
+    {
+      /* No reply on the wire. */
+    }
+  else if (step_info[step].no_reply != 0 && step_enabled (self, step_info[step].no_reply))
+    {
+      /* The MTA reads no reply: one would desynchronise the stream. The
+       * MTA never learns the verdict, so the message goes on. */
+      if (status != MILTER_STATUS_CONTINUE && status != MILTER_STATUS_NO_REPLY)
+        g_message ("%s: dropped the verdict of a step negotiated as no-reply", step_info[step].name);
+      status = MILTER_STATUS_CONTINUE;
+    }
+  else
+    {
+      if (step == STEP_END_OF_MESSAGE)
+        flush_replacement_body (self);
+      write_reply (self, step, status);
+    }
+  set_state (self, step_info[step].state + 1);
+
+  if (step == STEP_ABORT)
+    finish_message (self, MILTER_STATUS_ABORT);
+  else if (self->in_message && decides_message (step, status))
+    {
+      finish_message (self, step == STEP_END_OF_MESSAGE && status == MILTER_STATUS_CONTINUE ?
+                      MILTER_STATUS_ACCEPT : status);
+    }
+}
+
+/* ---- negotiation ------------------------------------------------------ */
+
+typedef struct
+{
+  guint signal_index[2];
+  MilterStepFlags no_event;
+  MilterStepFlags no_reply;
+  gboolean needed_for_result;
+} EventSteps;
+
+static const EventSteps event_steps[] = {
+  { { SIGNAL_CONNECT, SIGNAL_CONNECT }, MILTER_STEP_NO_CONNECT, MILTER_STEP_NO_REPLY_CONNECT, FALSE },
+  { { SIGNAL_HELO, SIGNAL_HELO }, MILTER_STEP_NO_HELO, MILTER_STEP_NO_REPLY_HELO, FALSE },
+  { { SIGNAL_ENVELOPE_FROM, SIGNAL_ENVELOPE_FROM }, MILTER_STEP_NO_ENVELOPE_FROM,
+    MILTER_STEP_NO_REPLY_ENVELOPE_FROM, TRUE },
+  { { SIGNAL_ENVELOPE_RECIPIENT, SIGNAL_ENVELOPE_RECIPIENT }, MILTER_STEP_NO_ENVELOPE_RECIPIENT,
+    MILTER_STEP_NO_REPLY_ENVELOPE_RECIPIENT, TRUE },
+  { { SIGNAL_DATA, SIGNAL_DATA }, MILTER_STEP_NO_DATA, MILTER_STEP_NO_REPLY_DATA, FALSE },
+  { { SIGNAL_HEADER, SIGNAL_HEADER }, MILTER_STEP_NO_HEADERS, MILTER_STEP_NO_REPLY_HEADER, TRUE },
+  { { SIGNAL_END_OF_HEADER, SIGNAL_END_OF_HEADER }, MILTER_STEP_NO_END_OF_HEADER,
+    MILTER_STEP_NO_REPLY_END_OF_HEADER, FALSE },
+  { { SIGNAL_BODY, SIGNAL_BODY_BYTES }, MILTER_STEP_NO_BODY, MILTER_STEP_NO_REPLY_BODY, TRUE },
+  { { SIGNAL_UNKNOWN, SIGNAL_UNKNOWN }, MILTER_STEP_NO_UNKNOWN, MILTER_STEP_NO_REPLY_UNKNOWN, FALSE },
+};
+
+/* The largest data-size extension the MTA offers that our packet limit
+ * can take. */
+static MilterStepFlags
+accepted_data_size (MilterClientContext *self,
+                    MilterStepFlags      offered)
+{
+  gsize limit = milter_decoder_get_max_packet_length (self->decoder);
+
+  if ((offered & MILTER_STEP_MAX_DATA_SIZE_1M) && limit >= 1048575 + 1)
+    return MILTER_STEP_MAX_DATA_SIZE_1M;
+  if ((offered & MILTER_STEP_MAX_DATA_SIZE_256K) && limit >= 262143 + 1)
+    return MILTER_STEP_MAX_DATA_SIZE_256K;
+  return MILTER_STEP_NONE;
+}
+
+/* ALL_OPTIONS: every offered action; the MTA leaves out (and waits for no
+ * reply to) every event without a handler. */
+static MilterOption *
+all_options (MilterClientContext *self)
+{
+  MilterStepFlags offered = milter_option_get_step (self->offer);
+  gboolean keep_for_result = has_handler (self, signals[SIGNAL_MESSAGE_PROCESSED]);
+  MilterStepFlags step = MILTER_STEP_NONE;
+
+  for (guint i = 0; i < G_N_ELEMENTS (event_steps); i++)
+    {
+      const EventSteps *event = &event_steps[i];
+
+      if (has_handler (self, signals[event->signal_index[0]]) ||
+          has_handler (self, signals[event->signal_index[1]]) ||
+          (keep_for_result && event->needed_for_result))
+        continue;
+      step |= event->no_event | event->no_reply;
+    }
+  step = (step | MILTER_STEP_SKIP) & offered;
+  step |= accepted_data_size (self, offered);
+  return milter_option_new (MIN (milter_option_get_version (self->offer), MILTER_PROTOCOL_VERSION),
+                            milter_option_get_action (self->offer), step);
+}
+
+/* CONTINUE: the handler's option, within the offer. As libmilter does,
+ * no-reply bits the MTA lacks are dropped (the context then sends
+ * continue), and so are "no data"/"no unknown" for older MTAs. */
+static MilterOption *
+checked_option (MilterClientContext  *self,
+                MilterOption         *requested,
+                GError              **error)
+{
+  MilterOption *offer = self->offer;
+  guint32 version = milter_option_get_version (requested);
+  MilterActionFlags action = milter_option_get_action (requested);
+  MilterStepFlags step = milter_option_get_step (requested);
+  MilterStepFlags offered = milter_option_get_step (offer);
+  MilterStepFlags droppable = MILTER_STEP_NO_REPLY_MASK | MILTER_STEP_NO_DATA | MILTER_STEP_NO_UNKNOWN;
+  MilterActionFlags extra_action = action & ~milter_option_get_action (offer);
+  MilterStepFlags extra_step;
+
+  step &= ~(droppable & ~offered);
+  extra_step = step & ~offered;
+  if (version < 2 || version > milter_option_get_version (offer) || extra_action != 0 ||
+      extra_step != 0)
+    {
+      g_autofree gchar *requested_text = milter_option_to_string (requested);
+      g_autofree gchar *offer_text = milter_option_to_string (offer);
+
+      g_set_error (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_NEGOTIATION,
+                   "Negotiation asked for %s, which is not within the MTA's offer %s",
+                   requested_text, offer_text);
+      return NULL;
+    }
+  return milter_option_new (MIN (version, MILTER_PROTOCOL_VERSION), action, step);
+}
+
+static void
+respond_negotiate (MilterClientContext  *self,
+                   MilterOption         *option,
+                   MilterMacrosRequests *requests,
+                   MilterStatus          status)
+{
+  g_autoptr(MilterOption) reply = NULL;
+  GError *error = NULL;
+
+  self->in_step = FALSE;
+  self->status = status;
+  switch (status)
+    {
+    case MILTER_STATUS_DEFAULT:
+    case MILTER_STATUS_NOT_CHANGE:
+    case MILTER_STATUS_ALL_OPTIONS:
+      reply = all_options (self);
+      break;
+    case MILTER_STATUS_CONTINUE:
+      reply = checked_option (self, option, &error);
+      if (reply == NULL)
+        {
+          end_connection (self, error);
+          return;
+        }
+      break;
+    default:
+      /* As libmilter: the session ends without a negotiation reply. */
+      end_connection (self, NULL);
+      return;
+    }
+
+  milter_encoder_encode_negotiate_reply (self->out, reply,
+                                         milter_macros_requests_is_empty (requests) ? NULL : requests);
+  g_clear_pointer (&self->option, milter_option_free);
+  self->option = g_steal_pointer (&reply);
+  compute_allowed_positions (self);
+  set_state (self, MILTER_CLIENT_CONTEXT_STATE_NEGOTIATE_REPLIED);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_OPTION]);
+}
+
+/* ---- -response signals -------------------------------------------------- */
+
+/* A response is legitimate if it is our own implicit emission, or the
+ * answer to a pending PROGRESS for that step. After the connection is
+ * gone it is silently ignored (like libsoup's unpause); anything else is
+ * a programming error. */
+static gboolean
+accept_response (MilterClientContext *self,
+                 Step                 step)
+{
+  if (self->responding && self->current_step == step)
+    return TRUE;
+  if (self->closing || self->finished)
+    return FALSE;
+  if (self->reply_pending && self->current_step == step)
+    {
+      self->reply_pending = FALSE;
+      /* Go on with the next command from the main loop, not from the
+       * caller's stack. */
+      wake_up (self);
+      return TRUE;
+    }
+  g_critical ("%s-response emitted while no %s reply is pending",
+              step_info[step].name, step_info[step].name);
+  return FALSE;
+}
+
+static Step
+step_of_response (guint signal_id)
+{
+  for (guint step = 0; step < N_STEPS; step++)
+    if (response_signals[step] == signal_id)
+      return step;
+  g_return_val_if_reached (STEP_CONNECT);
+}
+
+static void
+real_response (MilterClientContext *self,
+               MilterStatus         status)
+{
+  GSignalInvocationHint *hint = g_signal_get_invocation_hint (self);
+  Step step = step_of_response (hint->signal_id);
+
+  if (status == MILTER_STATUS_PROGRESS)
+    {
+      g_critical ("%s-response: the status must be a verdict, not progress", step_info[step].name);
+      return;
+    }
+  if (accept_response (self, step))
+    respond (self, step, status);
+}
+
+static void
+real_negotiate_response (MilterClientContext  *self,
+                         MilterOption         *option,
+                         MilterMacrosRequests *requests,
+                         MilterStatus          status)
+{
+  if (status == MILTER_STATUS_PROGRESS)
+    {
+      g_critical ("negotiate-response: the status must be a verdict, not progress");
+      return;
+    }
+  if (accept_response (self, STEP_NEGOTIATE))
+    respond_negotiate (self, option != NULL ? option : self->negotiate_option,
+                       requests != NULL ? requests : self->negotiate_requests, status);
+}
+
+/* ---- the main loop side ----------------------------------------------- */
+
+static void
+close_stream (MilterClientContext *self)
+{
+  destroy_source (&self->read_source);
+  destroy_source (&self->write_source);
+  destroy_source (&self->timeout_source);
+  if (self->stream != NULL)
+    {
+      /* Best effort: replies before the end (none follow 'Q'). */
+      flush_output (self);
+      g_io_stream_close (self->stream, NULL, NULL);
+    }
+  g_clear_object (&self->input);
+  g_clear_object (&self->output);
+  g_clear_object (&self->stream);
+}
+
+/* The teardown, always from the main loop: error, abort, finished, close. */
+static void
+complete_close (MilterClientContext *self)
+{
+  g_autoptr(GError) error = g_steal_pointer (&self->pending_error);
+
+  if (self->finished)
+    return;
+  self->finished = TRUE;
+  self->reply_pending = FALSE;
+  if (error != NULL)
+    g_signal_emit (self, signals[SIGNAL_ERROR], 0, error);
+  emit_finished (self);
+  close_stream (self);
+  milter_decoder_release_buffer (self->decoder);
+}
+
+static void
+run (MilterClientContext *self)
+{
+  if (self->closing)
+    {
+      complete_close (self);
+      return;
+    }
+  process_input (self, NULL);
+  flush_output (self);
+  if (self->closing)
+    wake_up (self);
+  update_io_sources (self);
+}
+
+static gboolean
+on_wakeup (gpointer user_data)
+{
+  MilterClientContext *self = g_object_ref (user_data);
+
+  g_clear_pointer (&self->wakeup_source, g_source_unref);
+  run (self);
+  g_object_unref (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+wake_up (MilterClientContext *self)
+{
+  if (self->wakeup_source != NULL)
+    return;
+  self->wakeup_source = g_idle_source_new ();
+  g_source_set_priority (self->wakeup_source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (self->wakeup_source, on_wakeup, self, NULL);
+  g_source_set_static_name (self->wakeup_source, "MilterClientContext wake-up");
+  g_source_attach (self->wakeup_source, self->main_context);
+}
+
+/* Stops reading and schedules the teardown; only the first call counts. */
+static void
+end_connection (MilterClientContext *self,
+                GError              *error)
+{
+  if (self->closing)
+    {
+      g_clear_error (&error);
+      return;
+    }
+  self->closing = TRUE;
+  self->pending_error = error;
+  destroy_source (&self->read_source);
+  destroy_source (&self->timeout_source);
+  wake_up (self);
+}
+
+static void
+handle_eof (MilterClientContext *self)
+{
+  self->eof = TRUE;
+  if (milter_decoder_get_pending_size (self->decoder) > 0 && !self->reply_pending)
+    end_connection (self, g_error_new (MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_IO,
+                                       "The MTA closed the connection in the middle of a packet"));
+  else
+    end_connection (self, NULL);
+}
+
+static gboolean
+on_readable (GObject  *stream,
+             gpointer  user_data)
+{
+  MilterClientContext *self = g_object_ref (user_data);
+  g_autoptr(GError) error = NULL;
+  gsize size;
+  guint8 *area = milter_decoder_get_write_area (self->decoder, &size);
+  gssize n = g_pollable_input_stream_read_nonblocking (self->input, area, size, NULL, &error);
+
+  if (n > 0)
+    {
+      milter_decoder_commit (self->decoder, (gsize) n);
+      self->last_activity = g_get_monotonic_time ();
+      process_input (self, NULL);
+      flush_output (self);
+    }
+  else if (n == 0)
+    {
+      handle_eof (self);
+    }
+  else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+    {
+      end_connection (self, g_error_new (MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_IO,
+                                         "Failed to read from the MTA: %s", error->message));
+    }
+  update_io_sources (self);
+  g_object_unref (self);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_timeout (gpointer user_data)
+{
+  MilterClientContext *self = user_data;
+  gint64 now = g_get_monotonic_time ();
+  gint64 deadline = self->last_activity + (gint64) self->timeout * G_USEC_PER_SEC;
+
+  /* Waiting for our own deferred reply is not the MTA's idleness. */
+  if (self->reply_pending && output_pending (self) == 0)
+    {
+      self->last_activity = now;
+      deadline = now + (gint64) self->timeout * G_USEC_PER_SEC;
+    }
+  if (now < deadline)
+    {
+      g_source_set_ready_time (self->timeout_source, deadline);
+      return G_SOURCE_CONTINUE;
+    }
+  g_object_ref (self);
+  g_signal_emit (self, signals[SIGNAL_TIMEOUT], 0);
+  end_connection (self, NULL);
+  g_object_unref (self);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+timeout_dispatch (GSource     *source,
+                  GSourceFunc  callback,
+                  gpointer     user_data)
+{
+  return callback (user_data);
+}
+
+static GSourceFuncs timeout_source_funcs = { NULL, NULL, timeout_dispatch, NULL, NULL, NULL };
+
+static void
+arm_timeout (MilterClientContext *self)
+{
+  destroy_source (&self->timeout_source);
+  if (self->timeout == 0 || self->stream == NULL || self->closing)
+    return;
+  self->timeout_source = g_source_new (&timeout_source_funcs, sizeof (GSource));
+  g_source_set_callback (self->timeout_source, on_timeout, self, NULL);
+  g_source_set_static_name (self->timeout_source, "MilterClientContext timeout");
+  g_source_set_ready_time (self->timeout_source,
+                           self->last_activity + (gint64) self->timeout * G_USEC_PER_SEC);
+  g_source_attach (self->timeout_source, self->main_context);
+}
+
+static void
+schedule_flush (MilterClientContext *self)
+{
+  if (self->in_step && !self->reply_pending)
+    return;  /* flushed when the current batch is done */
+  wake_up (self);
+}
+
+/* ---- GObject ----------------------------------------------------------- */
+
+static void
+milter_client_context_dispose (GObject *object)
+{
+  MilterClientContext *self = MILTER_CLIENT_CONTEXT (object);
+
+  /* No teardown may be scheduled from here on. */
+  self->closing = TRUE;
+  destroy_source (&self->wakeup_source);
+  close_stream (self);
+  clear_private_data (self);
+  g_clear_weak_pointer (&self->client);
+  g_clear_object (&self->message_result);
+
+  G_OBJECT_CLASS (milter_client_context_parent_class)->dispose (object);
+}
+
+static void
+milter_client_context_finalize (GObject *object)
+{
+  MilterClientContext *self = MILTER_CLIENT_CONTEXT (object);
+
+  milter_decoder_free (self->decoder);
+  g_byte_array_unref (self->out);
+  g_clear_pointer (&self->replacement_body, g_byte_array_unref);
+  g_clear_pointer (&self->offer, milter_option_free);
+  g_clear_pointer (&self->option, milter_option_free);
+  g_clear_pointer (&self->negotiate_option, milter_option_free);
+  g_clear_pointer (&self->negotiate_requests, milter_macros_requests_free);
+  g_hash_table_unref (self->shelf);
+  g_clear_pointer (&self->esmtp_parameters, g_strfreev);
+  g_free (self->reply_code);
+  g_free (self->quarantine_reason);
+  g_free (self->recipient);
+  clear_macros_from (self, 0);
+  g_clear_pointer (&self->macros_cache, g_hash_table_unref);
+  g_clear_error (&self->pending_error);
+  g_main_context_unref (self->main_context);
+
+  G_OBJECT_CLASS (milter_client_context_parent_class)->finalize (object);
+}
+
+static void
+milter_client_context_get_property (GObject    *object,
+                                    guint       prop_id,
+                                    GValue     *value,
+                                    GParamSpec *pspec)
+{
+  MilterClientContext *self = MILTER_CLIENT_CONTEXT (object);
+
+  switch (prop_id)
+    {
+    case PROP_CLIENT:
+      g_value_set_object (value, self->client);
+      break;
+    case PROP_STATE:
+      g_value_set_enum (value, self->state);
+      break;
+    case PROP_LAST_STATE:
+      g_value_set_enum (value, self->last_state);
+      break;
+    case PROP_STATUS:
+      g_value_set_enum (value, self->status);
+      break;
+    case PROP_OPTION:
+      g_value_set_boxed (value, self->option);
+      break;
+    case PROP_MESSAGE_RESULT:
+      g_value_set_object (value, self->message_result);
+      break;
+    case PROP_QUARANTINE_REASON:
+      g_value_set_string (value, self->quarantine_reason);
+      break;
+    case PROP_TIMEOUT:
+      g_value_set_uint (value, self->timeout);
+      break;
+    case PROP_PACKET_BUFFER_SIZE:
+      g_value_set_uint (value, self->packet_buffer_size);
+      break;
+    case PROP_USE_BYTES:
+      g_value_set_boolean (value, self->use_bytes);
+      break;
+    case PROP_MAX_PACKET_LENGTH:
+      g_value_set_uint (value, milter_client_context_get_max_packet_length (self));
+      break;
+    case PROP_MAX_HEADERS:
+      g_value_set_uint (value, self->max_headers);
+      break;
+    case PROP_MAX_MACROS:
+      g_value_set_uint (value, milter_client_context_get_max_macros (self));
+      break;
+    case PROP_N_PROCESSING_SESSIONS:
+      g_value_set_uint (value, milter_client_context_get_n_processing_sessions (self));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+milter_client_context_set_property (GObject      *object,
+                                    guint         prop_id,
+                                    const GValue *value,
+                                    GParamSpec   *pspec)
+{
+  MilterClientContext *self = MILTER_CLIENT_CONTEXT (object);
+
+  switch (prop_id)
+    {
+    case PROP_CLIENT:
+      g_set_weak_pointer (&self->client, g_value_get_object (value));
+      break;
+    case PROP_STATE:
+      milter_client_context_set_state (self, g_value_get_enum (value));
+      break;
+    case PROP_STATUS:
+      milter_client_context_set_status (self, g_value_get_enum (value));
+      break;
+    case PROP_OPTION:
+      milter_client_context_set_option (self, g_value_get_boxed (value));
+      break;
+    case PROP_QUARANTINE_REASON:
+      milter_client_context_set_quarantine_reason (self, g_value_get_string (value));
+      break;
+    case PROP_TIMEOUT:
+      milter_client_context_set_timeout (self, g_value_get_uint (value));
+      break;
+    case PROP_PACKET_BUFFER_SIZE:
+      milter_client_context_set_packet_buffer_size (self, g_value_get_uint (value));
+      break;
+    case PROP_USE_BYTES:
+      milter_client_context_set_use_bytes (self, g_value_get_boolean (value));
+      break;
+    case PROP_MAX_PACKET_LENGTH:
+      milter_client_context_set_max_packet_length (self, g_value_get_uint (value));
+      break;
+    case PROP_MAX_HEADERS:
+      milter_client_context_set_max_headers (self, g_value_get_uint (value));
+      break;
+    case PROP_MAX_MACROS:
+      milter_client_context_set_max_macros (self, g_value_get_uint (value));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static gboolean
+status_accumulator (GSignalInvocationHint *hint,
+                    GValue                *return_accu,
+                    const GValue          *handler_return,
+                    gpointer               user_data)
+{
+  MilterStatus status = g_value_get_enum (handler_return);
+
+  if (is_no_opinion (status))
+    return TRUE;  /* no opinion: the next handler decides */
+  g_value_set_enum (return_accu, status);
+  return FALSE;   /* the first decisive status wins */
+}
+
+/* Creates an event signal returning a MilterStatus. */
+static guint
+new_status_signal (const gchar        *name,
+                   GSignalCMarshaller  marshaller,
+                   GSignalCVaMarshaller va_marshaller,
+                   guint               n_params,
+                   ...)
+{
+  va_list args;
+  guint id;
+
+  va_start (args, n_params);
+  id = g_signal_new_valist (name, MILTER_TYPE_CLIENT_CONTEXT, G_SIGNAL_RUN_LAST, NULL,
+                            status_accumulator, NULL, marshaller, MILTER_TYPE_STATUS,
+                            n_params, args);
+  va_end (args);
+  if (va_marshaller != NULL)
+    g_signal_set_va_marshaller (id, MILTER_TYPE_CLIENT_CONTEXT, va_marshaller);
+  return id;
+}
+
+static guint
+new_response_signal (const gchar *name)
+{
+  guint id = g_signal_new_class_handler (name, MILTER_TYPE_CLIENT_CONTEXT, G_SIGNAL_RUN_LAST,
+                                         G_CALLBACK (real_response), NULL, NULL,
+                                         _milter_marshal_VOID__ENUM, G_TYPE_NONE,
+                                         1, MILTER_TYPE_STATUS);
+
+  g_signal_set_va_marshaller (id, MILTER_TYPE_CLIENT_CONTEXT, _milter_marshal_VOID__ENUMv);
+  return id;
+}
+
+#define STATIC_STRING (G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE)
+#define STATIC_BYTES (G_TYPE_BYTES | G_SIGNAL_TYPE_STATIC_SCOPE)
+
+static void
+install_properties (GObjectClass *object_class)
+{
+  GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY;
+  GParamFlags ro = G_PARAM_READABLE | G_PARAM_STATIC_STRINGS;
+
+  /**
+   * MilterClientContext:client:
+   *
+   * The #MilterClient that created this context, if any.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_CLIENT] =
+    g_param_spec_object ("client", "Client", "The client that created the context",
+                         MILTER_TYPE_CLIENT,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * MilterClientContext:state:
+   *
+   * Where the session is.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_STATE] =
+    g_param_spec_enum ("state", "State", "Where the session is",
+                       MILTER_TYPE_CLIENT_CONTEXT_STATE, MILTER_CLIENT_CONTEXT_STATE_START, rw);
+
+  /**
+   * MilterClientContext:last-state:
+   *
+   * The last event handled (a state without `_REPLIED`).
+   *
+   * Since: 1.0
+   */
+  properties[PROP_LAST_STATE] =
+    g_param_spec_enum ("last-state", "Last state", "The last event handled",
+                       MILTER_TYPE_CLIENT_CONTEXT_STATE, MILTER_CLIENT_CONTEXT_STATE_START, ro);
+
+  /**
+   * MilterClientContext:status:
+   *
+   * The status of the last reply.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_STATUS] =
+    g_param_spec_enum ("status", "Status", "The status of the last reply",
+                       MILTER_TYPE_STATUS, MILTER_STATUS_DEFAULT, rw);
+
+  /**
+   * MilterClientContext:option:
+   *
+   * The negotiated option, or %NULL before the negotiation.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_OPTION] =
+    g_param_spec_boxed ("option", "Option", "The negotiated option", MILTER_TYPE_OPTION, rw);
+
+  /**
+   * MilterClientContext:message-result:
+   *
+   * The record of the current (or last) message.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MESSAGE_RESULT] =
+    g_param_spec_object ("message-result", "Message result", "The record of the current message",
+                         MILTER_TYPE_MESSAGE_RESULT, ro);
+
+  /**
+   * MilterClientContext:quarantine-reason:
+   *
+   * The reason given to the last milter_client_context_quarantine().
+   *
+   * Since: 1.0
+   */
+  properties[PROP_QUARANTINE_REASON] =
+    g_param_spec_string ("quarantine-reason", "Quarantine reason", "Why the message was quarantined",
+                         NULL, rw);
+
+  /**
+   * MilterClientContext:timeout:
+   *
+   * Seconds the MTA may stay silent (or not read our replies) before the
+   * session ends with #MilterClientContext::timeout; 0 for none. Time a
+   * handler takes to reply does not count.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_TIMEOUT] =
+    g_param_spec_uint ("timeout", "Timeout", "Seconds of MTA silence before the session ends",
+                       0, G_MAXUINT, MILTER_CLIENT_CONTEXT_DEFAULT_TIMEOUT, rw);
+
+  /**
+   * MilterClientContext:packet-buffer-size:
+   *
+   * Modification packets sent while a deferred end-of-message is handled
+   * are held until this many bytes wait (0: sent right away). Everything is
+   * always written before the final reply.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_PACKET_BUFFER_SIZE] =
+    g_param_spec_uint ("packet-buffer-size", "Packet buffer size",
+                       "Bytes of modifications to hold before writing", 0, G_MAXUINT, 0, rw);
+
+  /**
+   * MilterClientContext:use-bytes:
+   *
+   * Whether only the #GBytes forms of the chunk signals are emitted
+   * (#MilterClientContext::body-bytes and
+   * #MilterClientContext::end-of-message-bytes). When %FALSE, both forms
+   * are emitted, the string form first.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_USE_BYTES] =
+    g_param_spec_boolean ("use-bytes", "Use bytes", "Whether only the GBytes chunk signals are emitted",
+                          FALSE, rw);
+
+  /**
+   * MilterClientContext:max-packet-length:
+   *
+   * The longest packet accepted from the MTA (its length field: the
+   * command byte and the data), checked before anything is allocated.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MAX_PACKET_LENGTH] =
+    g_param_spec_uint ("max-packet-length", "Maximum packet length", "The longest packet accepted",
+                       1, G_MAXUINT32, MILTER_DECODER_DEFAULT_MAX_PACKET_LENGTH, rw);
+
+  /**
+   * MilterClientContext:max-headers:
+   *
+   * The most headers one message may have (0: no limit).
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MAX_HEADERS] =
+    g_param_spec_uint ("max-headers", "Maximum headers", "The most headers one message may have",
+                       0, G_MAXUINT, DEFAULT_MAX_HEADERS, rw);
+
+  /**
+   * MilterClientContext:max-macros:
+   *
+   * The most macros one macro packet may define.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MAX_MACROS] =
+    g_param_spec_uint ("max-macros", "Maximum macros", "The most macros in one packet",
+                       0, G_MAXUINT, MILTER_DECODER_DEFAULT_MAX_MACROS, rw);
+
+  /**
+   * MilterClientContext:n-processing-sessions:
+   *
+   * How many sessions the context's client serves now (1 or 0 for a
+   * context without client).
+   *
+   * Since: 1.0
+   */
+  properties[PROP_N_PROCESSING_SESSIONS] =
+    g_param_spec_uint ("n-processing-sessions", "Processing sessions", "Sessions served now",
+                       0, G_MAXUINT, 0, ro);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+static void
+install_event_signals (void)
+{
+  /**
+   * MilterClientContext::negotiate:
+   * @context: the context
+   * @option: the MTA's offer, which a handler may edit into the request
+   * @macros_requests: the macros to ask for, empty at first
+   *
+   * The MTA opens the session. Return %MILTER_STATUS_ALL_OPTIONS (or
+   * nothing) to take every offered action and leave out the events that
+   * have no handler, %MILTER_STATUS_CONTINUE to request @option as
+   * edited, or %MILTER_STATUS_REJECT to end the session. Macros set in
+   * @macros_requests are requested in any case.
+   *
+   * Returns: a #MilterStatus
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_NEGOTIATE] =
+    new_status_signal ("negotiate", _milter_marshal_ENUM__BOXED_BOXED,
+                       _milter_marshal_ENUM__BOXED_BOXEDv, 2,
+                       MILTER_TYPE_OPTION | G_SIGNAL_TYPE_STATIC_SCOPE,
+                       MILTER_TYPE_MACROS_REQUESTS | G_SIGNAL_TYPE_STATIC_SCOPE);
+
+  /**
+   * MilterClientContext::define-macro:
+   * @context: the context
+   * @command: the command the macros belong to
+   *
+   * The MTA sent macros for @command; read them with
+   * milter_client_context_get_macro() or milter_client_context_get_macros().
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_DEFINE_MACRO] =
+    g_signal_new ("define-macro", MILTER_TYPE_CLIENT_CONTEXT, G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                  _milter_marshal_VOID__ENUM, G_TYPE_NONE, 1, MILTER_TYPE_COMMAND);
+  g_signal_set_va_marshaller (signals[SIGNAL_DEFINE_MACRO], MILTER_TYPE_CLIENT_CONTEXT,
+                              _milter_marshal_VOID__ENUMv);
+
+  /**
+   * MilterClientContext::connect:
+   * @context: the context
+   * @host_name: the SMTP client's host name, or `[address]` when it has
+   *   none
+   * @address: (nullable): the SMTP client's address: a #GInetSocketAddress,
+   *   a #GUnixSocketAddress, or %NULL when the MTA does not know it
+   *
+   * An SMTP client connected to the MTA (xxfi_connect). %MILTER_STATUS_REJECT
+   * and %MILTER_STATUS_TEMPORARY_FAILURE refuse the connection,
+   * %MILTER_STATUS_ACCEPT accepts it without further filtering.
+   *
+   * Returns: a #MilterStatus
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_CONNECT] =
+    new_status_signal ("connect", _milter_marshal_ENUM__STRING_OBJECT,
+                       _milter_marshal_ENUM__STRING_OBJECTv, 2,
+                       STATIC_STRING, G_TYPE_SOCKET_ADDRESS);
+
+  /**
+   * MilterClientContext::helo:
+   * @context: the context
+   * @fqdn: the name given with HELO or EHLO
+   *
+   * The SMTP client said HELO or EHLO (xxfi_helo); it may say it again.
+   *
+   * Returns: a #MilterStatus
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_HELO] =
+    new_status_signal ("helo", _milter_marshal_ENUM__STRING, _milter_marshal_ENUM__STRINGv, 1,
+                       STATIC_STRING);
+
+  /**
+   * MilterClientContext::envelope-from:
+   * @context: the context
+   * @from: the sender in angle brackets (`<>` for the null sender)
+   *
+   * MAIL FROM: a message starts (xxfi_envfrom). ESMTP parameters are in
+   * milter_client_context_get_esmtp_parameters(). %MILTER_STATUS_REJECT
+   * rejects the sender; %MILTER_STATUS_ACCEPT and
+   * %MILTER_STATUS_DISCARD decide the whole message.
+   *
+   * Returns: a #MilterStatus
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_ENVELOPE_FROM] =
+    new_status_signal ("envelope-from", _milter_marshal_ENUM__STRING, _milter_marshal_ENUM__STRINGv,
+                       1, STATIC_STRING);
+
+  /**
+   * MilterClientContext::envelope-recipient:
+   * @context: the context
+   * @recipient: the recipient in angle brackets
+   *
+   * RCPT TO (xxfi_envrcpt). %MILTER_STATUS_REJECT and
+   * %MILTER_STATUS_TEMPORARY_FAILURE refuse this recipient only; the
+   * message goes on.
+   *
+   * Returns: a #MilterStatus
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_ENVELOPE_RECIPIENT] =
+    new_status_signal ("envelope-recipient", _milter_marshal_ENUM__STRING,
+                       _milter_marshal_ENUM__STRINGv, 1, STATIC_STRING);
+
+  /**
+   * MilterClientContext::data:
+   * @context: the context
+   *
+   * DATA (xxfi_data; protocol version 4 and later).
+   *
+   * Returns: a #MilterStatus
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_DATA] =
+    new_status_signal ("data", _milter_marshal_ENUM__VOID, _milter_marshal_ENUM__VOIDv, 0);
+
+  /**
+   * MilterClientContext::unknown:
+   * @context: the context
+   * @command: the whole SMTP command line
+   *
+   * An SMTP command the MTA does not know (xxfi_unknown). The MTA rejects
+   * it whatever the status.
+   *
+   * Returns: a #MilterStatus
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_UNKNOWN] =
+    new_status_signal ("unknown", _milter_marshal_ENUM__STRING, _milter_marshal_ENUM__STRINGv, 1,
+                       STATIC_STRING);
+
+  /**
+   * MilterClientContext::header:
+   * @context: the context
+   * @name: the header name
+   * @value: the value, without the line break at its end; folded lines are
+   *   joined by "\n". Unless %MILTER_STEP_HEADER_LEADING_SPACE was
+   *   negotiated, the MTA removed one space after the colon.
+   *
+   * One header of the message (xxfi_header).
+   *
+   * Returns: a #MilterStatus
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_HEADER] =
+    new_status_signal ("header", _milter_marshal_ENUM__STRING_STRING,
+                       _milter_marshal_ENUM__STRING_STRINGv, 2, STATIC_STRING, STATIC_STRING);
+
+  /**
+   * MilterClientContext::end-of-header:
+   * @context: the context
+   *
+   * All headers were sent (xxfi_eoh).
+   *
+   * Returns: a #MilterStatus
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_END_OF_HEADER] =
+    new_status_signal ("end-of-header", _milter_marshal_ENUM__VOID, _milter_marshal_ENUM__VOIDv, 0);
+
+  /**
+   * MilterClientContext::body:
+   * @context: the context
+   * @chunk: a body chunk (CRLF line ends); it may contain NUL bytes, so
+   *   use @size
+   * @size: the size of @chunk
+   *
+   * A body chunk of at most 65535 bytes (xxfi_body), for C. Bindings should
+   * use #MilterClientContext::body-bytes. %MILTER_STATUS_SKIP asks the MTA
+   * for no further chunks.
+   *
+   * Returns: a #MilterStatus
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_BODY] =
+    new_status_signal ("body", _milter_marshal_ENUM__STRING_UINT64,
+                       _milter_marshal_ENUM__STRING_UINT64v, 2, STATIC_STRING, G_TYPE_UINT64);
+
+  /**
+   * MilterClientContext::body-bytes:
+   * @context: the context
+   * @chunk: a body chunk (CRLF line ends), NUL bytes included
+   *
+   * A body chunk as #GBytes, shared with the read buffer (no copy). Emitted
+   * after #MilterClientContext::body if that left the decision open.
+   *
+   * Returns: a #MilterStatus
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_BODY_BYTES] =
+    new_status_signal ("body-bytes", _milter_marshal_ENUM__BOXED, _milter_marshal_ENUM__BOXEDv, 1,
+                       STATIC_BYTES);
+
+  /**
+   * MilterClientContext::end-of-message:
+   * @context: the context
+   * @chunk: (nullable): a last body chunk, rarely sent
+   * @size: the size of @chunk
+   *
+   * The whole message was sent (xxfi_eom): the only time to modify it.
+   * %MILTER_STATUS_CONTINUE accepts it.
+   *
+   * Returns: a #MilterStatus
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_END_OF_MESSAGE] =
+    new_status_signal ("end-of-message", _milter_marshal_ENUM__STRING_UINT64,
+                       _milter_marshal_ENUM__STRING_UINT64v, 2, STATIC_STRING, G_TYPE_UINT64);
+
+  /**
+   * MilterClientContext::end-of-message-bytes:
+   * @context: the context
+   * @chunk: (nullable): a last body chunk, rarely sent
+   *
+   * #MilterClientContext::end-of-message with the chunk as #GBytes.
+   *
+   * Returns: a #MilterStatus
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_END_OF_MESSAGE_BYTES] =
+    new_status_signal ("end-of-message-bytes", _milter_marshal_ENUM__BOXED,
+                       _milter_marshal_ENUM__BOXEDv, 1, STATIC_BYTES);
+
+  /**
+   * MilterClientContext::abort:
+   * @context: the context
+   * @state: the state the message was in
+   *
+   * The MTA abandoned the current message (xxfi_abort), or the connection
+   * ended in the middle of it. Not emitted for a message the milter
+   * already decided. Free per-message resources here; per-connection ones
+   * in #MilterClientContext::finished.
+   *
+   * Returns: a #MilterStatus (no reply is sent)
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_ABORT] =
+    new_status_signal ("abort", _milter_marshal_ENUM__ENUM, _milter_marshal_ENUM__ENUMv, 1,
+                       MILTER_TYPE_CLIENT_CONTEXT_STATE);
+}
+
+static void
+install_response_signals (void)
+{
+  for (guint step = 0; step < N_STEPS; step++)
+    {
+      g_autofree gchar *name = g_strconcat (step_info[step].name, "-response", NULL);
+
+      if (step == STEP_NEGOTIATE)
+        {
+          response_signals[step] =
+            g_signal_new_class_handler (name, MILTER_TYPE_CLIENT_CONTEXT, G_SIGNAL_RUN_LAST,
+                                        G_CALLBACK (real_negotiate_response), NULL, NULL,
+                                        _milter_marshal_VOID__BOXED_BOXED_ENUM, G_TYPE_NONE, 3,
+                                        MILTER_TYPE_OPTION, MILTER_TYPE_MACROS_REQUESTS,
+                                        MILTER_TYPE_STATUS);
+          continue;
+        }
+      response_signals[step] = new_response_signal (name);
+    }
+
+  /**
+   * MilterClientContext::negotiate-response:
+   * @context: the context
+   * @option: (nullable): the option to reply with (for
+   *   %MILTER_STATUS_CONTINUE); %NULL for the one the handlers edited
+   * @macros_requests: (nullable): the macros to request; %NULL for the
+   *   handlers' requests
+   * @status: the verdict
+   *
+   * Emitted with the negotiation's status; its default handler writes the
+   * reply. Emit it yourself after returning %MILTER_STATUS_PROGRESS from
+   * #MilterClientContext::negotiate.
+   *
+   * Since: 1.0
+   */
+
+  /**
+   * MilterClientContext::connect-response:
+   * @context: the context
+   * @status: the verdict
+   *
+   * Emitted with the status of #MilterClientContext::connect; its default
+   * handler writes the reply. After %MILTER_STATUS_PROGRESS, emit it
+   * yourself (or call milter_client_context_reply()).
+   *
+   * Since: 1.0
+   */
+
+  /**
+   * MilterClientContext::helo-response:
+   * @context: the context
+   * @status: the verdict
+   *
+   * Emitted with the status of #MilterClientContext::helo; its default
+   * handler writes the reply.
+   *
+   * Since: 1.0
+   */
+
+  /**
+   * MilterClientContext::envelope-from-response:
+   * @context: the context
+   * @status: the verdict
+   *
+   * Emitted with the status of #MilterClientContext::envelope-from; its
+   * default handler writes the reply.
+   *
+   * Since: 1.0
+   */
+
+  /**
+   * MilterClientContext::envelope-recipient-response:
+   * @context: the context
+   * @status: the verdict
+   *
+   * Emitted with the status of #MilterClientContext::envelope-recipient;
+   * its default handler writes the reply.
+   *
+   * Since: 1.0
+   */
+
+  /**
+   * MilterClientContext::data-response:
+   * @context: the context
+   * @status: the verdict
+   *
+   * Emitted with the status of #MilterClientContext::data; its default
+   * handler writes the reply.
+   *
+   * Since: 1.0
+   */
+
+  /**
+   * MilterClientContext::unknown-response:
+   * @context: the context
+   * @status: the verdict
+   *
+   * Emitted with the status of #MilterClientContext::unknown; its default
+   * handler writes the reply.
+   *
+   * Since: 1.0
+   */
+
+  /**
+   * MilterClientContext::header-response:
+   * @context: the context
+   * @status: the verdict
+   *
+   * Emitted with the status of #MilterClientContext::header; its default
+   * handler writes the reply.
+   *
+   * Since: 1.0
+   */
+
+  /**
+   * MilterClientContext::end-of-header-response:
+   * @context: the context
+   * @status: the verdict
+   *
+   * Emitted with the status of #MilterClientContext::end-of-header; its
+   * default handler writes the reply.
+   *
+   * Since: 1.0
+   */
+
+  /**
+   * MilterClientContext::body-response:
+   * @context: the context
+   * @status: the verdict
+   *
+   * Emitted with the status of #MilterClientContext::body and
+   * #MilterClientContext::body-bytes; its default handler writes the reply.
+   *
+   * Since: 1.0
+   */
+
+  /**
+   * MilterClientContext::end-of-message-response:
+   * @context: the context
+   * @status: the verdict
+   *
+   * Emitted with the status of #MilterClientContext::end-of-message and
+   * #MilterClientContext::end-of-message-bytes; its default handler writes
+   * the pending modifications, then the reply.
+   *
+   * Since: 1.0
+   */
+
+  /**
+   * MilterClientContext::abort-response:
+   * @context: the context
+   * @status: the status
+   *
+   * Emitted with the status of #MilterClientContext::abort. Nothing is
+   * written: the MTA expects no reply to an abort.
+   *
+   * Since: 1.0
+   */
+}
+
+static void
+install_other_signals (void)
+{
+  /**
+   * MilterClientContext::timeout:
+   * @context: the context
+   *
+   * The MTA was silent for #MilterClientContext:timeout seconds. The
+   * session then ends: #MilterClientContext::abort if a message was open,
+   * then #MilterClientContext::finished.
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_TIMEOUT] =
+    g_signal_new ("timeout", MILTER_TYPE_CLIENT_CONTEXT, G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                  NULL, G_TYPE_NONE, 0);
+
+  /**
+   * MilterClientContext::message-processed:
+   * @context: the context
+   * @result: what happened to the message
+   *
+   * A message ended: decided, accepted at end-of-message, or aborted.
+   * Connecting a handler keeps the MTA sending the envelope, headers and
+   * body, so @result is complete.
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_MESSAGE_PROCESSED] =
+    g_signal_new ("message-processed", MILTER_TYPE_CLIENT_CONTEXT, G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                  NULL, G_TYPE_NONE, 1, MILTER_TYPE_MESSAGE_RESULT);
+
+  /**
+   * MilterClientContext::finished:
+   * @context: the context
+   *
+   * The connection ended (xxfi_close): by quit, by the MTA closing it, by
+   * a timeout, an error or a shutdown. Emitted exactly once per connection,
+   * also if it ended before #MilterClientContext::connect. The private
+   * data is freed right after.
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_FINISHED] =
+    g_signal_new ("finished", MILTER_TYPE_CLIENT_CONTEXT, G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                  NULL, G_TYPE_NONE, 0);
+
+  /**
+   * MilterClientContext::error:
+   * @context: the context
+   * @error: what went wrong
+   *
+   * The session failed: the MTA broke the protocol (%MILTER_DECODER_ERROR,
+   * %MILTER_CLIENT_CONTEXT_ERROR_UNEXPECTED_COMMAND), the connection broke
+   * (%MILTER_CLIENT_CONTEXT_ERROR_IO), or a limit was passed.
+   * #MilterClientContext::abort (if a message was open) and
+   * #MilterClientContext::finished follow, and the connection is closed.
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_ERROR] =
+    g_signal_new ("error", MILTER_TYPE_CLIENT_CONTEXT, G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                  NULL, G_TYPE_NONE, 1, G_TYPE_ERROR);
+}
+
+static void
+milter_client_context_class_init (MilterClientContextClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = milter_client_context_dispose;
+  object_class->finalize = milter_client_context_finalize;
+  object_class->get_property = milter_client_context_get_property;
+  object_class->set_property = milter_client_context_set_property;
+
+  install_properties (object_class);
+  install_event_signals ();
+  install_response_signals ();
+  install_other_signals ();
+}
+
+static void
+milter_client_context_init (MilterClientContext *self)
+{
+  self->main_context = g_main_context_ref_thread_default ();
+  self->decoder = milter_decoder_new (MILTER_DECODER_COMMANDS);
+  self->out = g_byte_array_new ();
+  self->shelf = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  self->state = MILTER_CLIENT_CONTEXT_STATE_START;
+  self->last_state = MILTER_CLIENT_CONTEXT_STATE_START;
+  self->timeout = MILTER_CLIENT_CONTEXT_DEFAULT_TIMEOUT;
+  self->max_headers = DEFAULT_MAX_HEADERS;
+  self->max_macros = MILTER_DECODER_DEFAULT_MAX_MACROS;
+  memcpy (self->allowed, next_positions, sizeof self->allowed);
+}
+
+/* ---- public API: session -------------------------------------------- */
+
+/**
+ * milter_client_context_new:
+ * @client: (nullable): the #MilterClient the context belongs to
+ *
+ * Creates a context. #MilterClient creates them for its connections;
+ * create one yourself to serve a stream with milter_client_context_start()
+ * or to feed bytes with milter_client_context_feed().
+ *
+ * Returns: (transfer full): a new #MilterClientContext
+ *
+ * Since: 1.0
+ */
+MilterClientContext *
+milter_client_context_new (MilterClient *client)
+{
+  g_return_val_if_fail (client == NULL || MILTER_IS_CLIENT (client), NULL);
+
+  return g_object_new (MILTER_TYPE_CLIENT_CONTEXT, "client", client, NULL);
+}
+
+/**
+ * milter_client_context_start:
+ * @context: a #MilterClientContext
+ * @stream: a connected stream to the MTA; its input and output must be
+ *   pollable (#GSocketConnection and #GUnixInputStream ones are)
+ * @error: return location for a #GError, or %NULL
+ *
+ * Starts serving the MTA on @stream from the thread-default main context
+ * the context was created in. Connect the signal handlers before the main
+ * loop runs again.
+ *
+ * Returns: %TRUE on success; %FALSE with
+ *   %MILTER_CLIENT_CONTEXT_ERROR_NOT_SUPPORTED if the stream is not
+ *   pollable
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_context_start (MilterClientContext  *context,
+                             GIOStream            *stream,
+                             GError              **error)
+{
+  GInputStream *input;
+  GOutputStream *output;
+
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
+  g_return_val_if_fail (G_IS_IO_STREAM (stream), FALSE);
+  g_return_val_if_fail (context->stream == NULL && !context->finished, FALSE);
+
+  input = g_io_stream_get_input_stream (stream);
+  output = g_io_stream_get_output_stream (stream);
+  if (!G_IS_POLLABLE_INPUT_STREAM (input) ||
+      !g_pollable_input_stream_can_poll (G_POLLABLE_INPUT_STREAM (input)) ||
+      !G_IS_POLLABLE_OUTPUT_STREAM (output) ||
+      !g_pollable_output_stream_can_poll (G_POLLABLE_OUTPUT_STREAM (output)))
+    {
+      g_set_error_literal (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_NOT_SUPPORTED,
+                           "The stream cannot be polled");
+      return FALSE;
+    }
+
+  context->stream = g_object_ref (stream);
+  context->input = G_POLLABLE_INPUT_STREAM (g_object_ref (input));
+  context->output = G_POLLABLE_OUTPUT_STREAM (g_object_ref (output));
+  context->last_activity = g_get_monotonic_time ();
+  arm_timeout (context);
+  update_io_sources (context);
+  return TRUE;
+}
+
+/**
+ * milter_client_context_feed:
+ * @context: a #MilterClientContext
+ * @chunk: (array length=size) (element-type guint8): bytes from the MTA
+ * @size: the size of @chunk
+ * @error: return location for a #GError, or %NULL
+ *
+ * Processes bytes as if they had come from the MTA, for tests and
+ * debugging. Replies go to the stream given to
+ * milter_client_context_start(), if any.
+ *
+ * Returns: %FALSE if @chunk broke the protocol (the session then ends)
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_context_feed (MilterClientContext  *context,
+                            const gchar          *chunk,
+                            gsize                 size,
+                            GError              **error)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
+  g_return_val_if_fail (chunk != NULL || size == 0, FALSE);
+
+  if (context->closing)
+    {
+      g_set_error_literal (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_STATE,
+                           "The session has ended");
+      return FALSE;
+    }
+  g_object_ref (context);
+  milter_decoder_feed (context->decoder, (const guint8 *) chunk, size);
+  if (!context->reply_pending && !process_input (context, error))
+    {
+      g_object_unref (context);
+      return FALSE;
+    }
+  flush_output (context);
+  g_object_unref (context);
+  return TRUE;
+}
+
+GBytes *
+milter_client_context_take_output (MilterClientContext *context)
+{
+  GBytes *bytes;
+
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
+
+  bytes = g_bytes_new (context->out->data + context->out_offset, output_pending (context));
+  g_byte_array_set_size (context->out, 0);
+  context->out_offset = 0;
+  return bytes;
+}
+
+void
+milter_client_context_shutdown (MilterClientContext *context)
+{
+  g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
+
+  end_connection (context, NULL);
+}
+
+/**
+ * milter_client_context_get_client:
+ * @context: a #MilterClientContext
+ *
+ * Gets the client the context belongs to.
+ *
+ * Returns: (transfer none) (nullable): the #MilterClient, or %NULL
+ *
+ * Since: 1.0
+ */
+MilterClient *
+milter_client_context_get_client (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
+
+  return context->client;
+}
+
+/* ---- public API: replies --------------------------------------------- */
+
+/**
+ * milter_client_context_reply:
+ * @context: a #MilterClientContext
+ * @status: the verdict
+ *
+ * Gives the status of the event whose handler returned
+ * %MILTER_STATUS_PROGRESS, by emitting its `-response` signal. For a
+ * deferred negotiation, the option and macro requests the handlers edited
+ * are used. Calling it after the connection ended does nothing; calling it
+ * while no reply is pending is a programming error.
+ *
+ * Since: 1.0
+ */
+void
+milter_client_context_reply (MilterClientContext *context,
+                             MilterStatus         status)
+{
+  g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
+
+  if (context->closing || context->finished)
+    return;
+  g_return_if_fail (context->reply_pending);
+
+  if (context->current_step == STEP_NEGOTIATE)
+    g_signal_emit (context, response_signals[STEP_NEGOTIATE], 0,
+                   context->negotiate_option, context->negotiate_requests, status);
+  else
+    g_signal_emit (context, response_signals[context->current_step], 0, status);
+}
+
+/**
+ * milter_client_context_is_reply_pending:
+ * @context: a #MilterClientContext
+ *
+ * Checks whether a handler returned %MILTER_STATUS_PROGRESS and the reply
+ * has not been given yet.
+ *
+ * Returns: %TRUE while a deferred reply is awaited
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_context_is_reply_pending (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
+
+  return context->reply_pending && !context->closing;
+}
+
+/* Whether the MTA is waiting for a reply to the current event. */
+static gboolean
+mta_is_waiting (MilterClientContext *self)
+{
+  const StepInfo *info = &step_info[self->current_step];
+
+  return self->in_step && !self->closing && info->replies && self->current_step != STEP_NEGOTIATE &&
+         !(info->no_reply != 0 && step_enabled (self, info->no_reply));
+}
+
+/**
+ * milter_client_context_progress:
+ * @context: a #MilterClientContext
+ * @error: return location for a #GError, or %NULL
+ *
+ * Tells the MTA the milter is still working (smfi_progress), so it keeps
+ * waiting. Valid while the MTA waits for a reply: in a handler, or while a
+ * reply is deferred. Sendmail accepts it only at end-of-message; Postfix at
+ * any event.
+ *
+ * Returns: %TRUE if the keep-alive was queued; %FALSE with
+ *   %MILTER_CLIENT_CONTEXT_ERROR_INVALID_STATE if the MTA is not waiting
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_context_progress (MilterClientContext  *context,
+                                GError              **error)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
+
+  if (!mta_is_waiting (context))
+    {
+      g_set_error_literal (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_STATE,
+                           "Progress can only be reported while the MTA waits for a reply");
+      return FALSE;
+    }
+  milter_encoder_encode_empty (context->out, 'p');
+  /* A keep-alive is useless unless it goes out now. */
+  if (context->reply_pending)
+    wake_up (context);
+  return TRUE;
+}
+
+static void
+store_reply_code (MilterClientContext *self,
+                  gchar               *reply)
+{
+  g_free (self->reply_code);
+  self->reply_code = reply;
+}
+
+/**
+ * milter_client_context_set_reply:
+ * @context: a #MilterClientContext
+ * @code: the SMTP reply code, 4xx or 5xx
+ * @extended_code: (nullable): an enhanced status code such as "5.7.1"
+ * @message: (nullable): the text, one line
+ * @error: return location for a #GError, or %NULL
+ *
+ * Sets the SMTP reply the MTA sends for the next %MILTER_STATUS_REJECT (a
+ * 5xx code) or %MILTER_STATUS_TEMPORARY_FAILURE (a 4xx code)
+ * (smfi_setreply). `%` in @message is escaped for you. A reply whose class
+ * does not match the verdict is kept for a later one; once sent, it is
+ * cleared.
+ *
+ * Returns: %TRUE on success; %FALSE with a %MILTER_REPLY_CODE_ERROR
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_context_set_reply (MilterClientContext  *context,
+                                 guint                 code,
+                                 const gchar          *extended_code,
+                                 const gchar          *message,
+                                 GError              **error)
+{
+  gchar *reply;
+
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
+
+  reply = milter_reply_code_format (code, extended_code, message, error);
+  if (reply == NULL)
+    return FALSE;
+  store_reply_code (context, reply);
+  return TRUE;
+}
+
+/**
+ * milter_client_context_set_multiline_reply:
+ * @context: a #MilterClientContext
+ * @code: the SMTP reply code, 4xx or 5xx
+ * @extended_code: (nullable): an enhanced status code; "4.0.0" or "5.0.0"
+ *   when %NULL
+ * @lines: (array zero-terminated=1): 1 to 32 lines of text
+ * @error: return location for a #GError, or %NULL
+ *
+ * Like milter_client_context_set_reply() with a multi-line reply
+ * (smfi_setmlreply).
+ *
+ * Returns: %TRUE on success; %FALSE with a %MILTER_REPLY_CODE_ERROR
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_context_set_multiline_reply (MilterClientContext  *context,
+                                           guint                 code,
+                                           const gchar          *extended_code,
+                                           const gchar * const  *lines,
+                                           GError              **error)
+{
+  gchar *reply;
+
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
+
+  reply = milter_reply_code_format_lines (code, extended_code, lines, error);
+  if (reply == NULL)
+    return FALSE;
+  store_reply_code (context, reply);
+  return TRUE;
+}
+
+/**
+ * milter_client_context_format_reply:
+ * @context: a #MilterClientContext
+ *
+ * Gets the reply set with milter_client_context_set_reply() and not sent
+ * yet, as the MTA will receive it.
+ *
+ * Returns: (transfer full) (nullable): the reply text, or %NULL
+ *
+ * Since: 1.0
+ */
+gchar *
+milter_client_context_format_reply (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
+
+  return g_strdup (context->reply_code);
+}
+
+/* ---- public API: modifications ---------------------------------------- */
+
+static gboolean
+can_modify (MilterClientContext  *self,
+            MilterActionFlags     action,
+            const gchar          *what,
+            GError              **error)
+{
+  GFlagsClass *flags_class;
+  GFlagsValue *flag;
+
+  if (self->closing || !self->in_step || self->current_step != STEP_END_OF_MESSAGE)
+    {
+      g_set_error (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_STATE,
+                   "Cannot %s: modifications are only allowed while end-of-message is handled",
+                   what);
+      return FALSE;
+    }
+  if ((milter_option_get_action (self->option) & action) == action)
+    return TRUE;
+  flags_class = g_type_class_ref (MILTER_TYPE_ACTION_FLAGS);
+  flag = g_flags_get_first_value (flags_class, action);
+  g_set_error (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_ACTION,
+               "Cannot %s: the action %s was not negotiated with the MTA",
+               what, flag != NULL ? flag->value_nick : "?");
+  g_type_class_unref (flags_class);
+  return FALSE;
+}
+
+static void
+modified (MilterClientContext *self)
+{
+  if (self->packet_buffer_size == 0 || output_pending (self) >= self->packet_buffer_size)
+    schedule_flush (self);
+}
+
+/* Header names are printable ASCII without ':' (RFC 5322 ftext). */
+static gboolean
+check_header_name (const gchar  *name,
+                   GError      **error)
+{
+  if (*name == '\0')
+    {
+      g_set_error_literal (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_VALUE,
+                           "Empty header name");
+      return FALSE;
+    }
+  for (const gchar *p = name; *p != '\0'; p++)
+    if ((guchar) *p < 33 || (guchar) *p > 126 || *p == ':')
+      {
+        g_set_error (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_VALUE,
+                     "Invalid character 0x%02x in header name", (guchar) *p);
+        return FALSE;
+      }
+  return TRUE;
+}
+
+/* A line break in a value must be a fold: "\n" then a space or tab. The
+ * MTA adds the CR itself (a CR here would be doubled by Postfix). */
+static gboolean
+check_header_value (const gchar  *value,
+                    GError      **error)
+{
+  for (const gchar *p = value; *p != '\0'; p++)
+    if (*p == '\r' || (*p == '\n' && p[1] != ' ' && p[1] != '\t'))
+      {
+        g_set_error_literal (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_VALUE,
+                             "A header value may only break a line as a fold (\"\\n\" followed by "
+                             "a space or tab), without CR");
+        return FALSE;
+      }
+  return TRUE;
+}
+
+static gboolean
+check_line (const gchar  *what,
+            const gchar  *text,
+            gboolean      allow_empty,
+            GError      **error)
+{
+  if (!allow_empty && *text == '\0')
+    {
+      g_set_error (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_VALUE,
+                   "Empty %s", what);
+      return FALSE;
+    }
+  if (strpbrk (text, "\r\n") != NULL)
+    {
+      g_set_error (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_VALUE,
+                   "Line break in the %s", what);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/**
+ * milter_client_context_add_header:
+ * @context: a #MilterClientContext
+ * @name: the header name
+ * @value: the value; break long lines with "\n" followed by a space or tab
+ * @error: return location for a #GError, or %NULL
+ *
+ * Appends a header to the message (smfi_addheader). Needs
+ * %MILTER_ACTION_ADD_HEADERS; only while end-of-message is handled.
+ *
+ * Returns: %TRUE if the request was queued
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_context_add_header (MilterClientContext  *context,
+                                  const gchar          *name,
+                                  const gchar          *value,
+                                  GError              **error)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
+  g_return_val_if_fail (name != NULL && value != NULL, FALSE);
+
+  if (!can_modify (context, MILTER_ACTION_ADD_HEADERS, "add a header", error) ||
+      !check_header_name (name, error) || !check_header_value (value, error))
+    return FALSE;
+  milter_encoder_encode_header (context->out, 'h', name, value);
+  modified (context);
+  return TRUE;
+}
+
+/**
+ * milter_client_context_insert_header:
+ * @context: a #MilterClientContext
+ * @index: the position: 0 puts the header first; past the end appends
+ * @name: the header name
+ * @value: the value
+ * @error: return location for a #GError, or %NULL
+ *
+ * Inserts a header (smfi_insheader). Headers the MTA adds itself and does
+ * not show the milter (Sendmail's and Postfix's first Received:) count in
+ * the positions. Needs %MILTER_ACTION_ADD_HEADERS.
+ *
+ * Returns: %TRUE if the request was queued
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_context_insert_header (MilterClientContext  *context,
+                                     guint32               index,
+                                     const gchar          *name,
+                                     const gchar          *value,
+                                     GError              **error)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
+  g_return_val_if_fail (name != NULL && value != NULL, FALSE);
+
+  if (!can_modify (context, MILTER_ACTION_ADD_HEADERS, "insert a header", error) ||
+      !check_header_name (name, error) || !check_header_value (value, error))
+    return FALSE;
+  milter_encoder_encode_indexed_header (context->out, 'i', index, name, value);
+  modified (context);
+  return TRUE;
+}
+
+/**
+ * milter_client_context_change_header:
+ * @context: a #MilterClientContext
+ * @name: the header name
+ * @index: which header of that name, from 1
+ * @value: (nullable): the new value; %NULL deletes the header
+ * @error: return location for a #GError, or %NULL
+ *
+ * Changes the @index-th header called @name (smfi_chgheader). If there is
+ * no such header, the MTA adds it. Deleting shifts later headers of the
+ * same name in Postfix: delete from the last. Needs
+ * %MILTER_ACTION_CHANGE_HEADERS.
+ *
+ * Returns: %TRUE if the request was queued
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_context_change_header (MilterClientContext  *context,
+                                     const gchar          *name,
+                                     guint32               index,
+                                     const gchar          *value,
+                                     GError              **error)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
+
+  if (!can_modify (context, MILTER_ACTION_CHANGE_HEADERS,
+                   value != NULL ? "change a header" : "delete a header", error) ||
+      !check_header_name (name, error) || (value != NULL && !check_header_value (value, error)))
+    return FALSE;
+  milter_encoder_encode_indexed_header (context->out, 'm', index, name, value != NULL ? value : "");
+  modified (context);
+  return TRUE;
+}
+
+/**
+ * milter_client_context_delete_header:
+ * @context: a #MilterClientContext
+ * @name: the header name
+ * @index: which header of that name, from 1
+ * @error: return location for a #GError, or %NULL
+ *
+ * Deletes the @index-th header called @name: milter_client_context_change_header()
+ * with a %NULL value.
+ *
+ * Returns: %TRUE if the request was queued
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_context_delete_header (MilterClientContext  *context,
+                                     const gchar          *name,
+                                     guint32               index,
+                                     GError              **error)
+{
+  return milter_client_context_change_header (context, name, index, NULL, error);
+}
+
+/**
+ * milter_client_context_change_from:
+ * @context: a #MilterClientContext
+ * @from: the new envelope sender
+ * @parameters: (nullable): ESMTP parameters, space-separated (Postfix
+ *   keeps only RET and ENVID)
+ * @error: return location for a #GError, or %NULL
+ *
+ * Changes the envelope sender (smfi_chgfrom). Needs
+ * %MILTER_ACTION_CHANGE_FROM.
+ *
+ * Returns: %TRUE if the request was queued
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_context_change_from (MilterClientContext  *context,
+                                   const gchar          *from,
+                                   const gchar          *parameters,
+                                   GError              **error)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
+  g_return_val_if_fail (from != NULL, FALSE);
+
+  if (!can_modify (context, MILTER_ACTION_CHANGE_FROM, "change the sender", error) ||
+      !check_line ("sender", from, FALSE, error) ||
+      (parameters != NULL && !check_line ("ESMTP parameters", parameters, TRUE, error)))
+    return FALSE;
+  milter_encoder_encode_address_with_parameters (context->out, 'e', from, parameters);
+  modified (context);
+  return TRUE;
+}
+
+/**
+ * milter_client_context_add_recipient:
+ * @context: a #MilterClientContext
+ * @recipient: the new envelope recipient
+ * @parameters: (nullable): ESMTP parameters, space-separated (Postfix keeps
+ *   only NOTIFY and ORCPT)
+ * @error: return location for a #GError, or %NULL
+ *
+ * Adds an envelope recipient (smfi_addrcpt, or smfi_addrcpt_par with
+ * @parameters). Needs %MILTER_ACTION_ADD_RECIPIENT, or
+ * %MILTER_ACTION_ADD_RECIPIENT_WITH_PARAMETERS with @parameters.
+ *
+ * Returns: %TRUE if the request was queued
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_context_add_recipient (MilterClientContext  *context,
+                                     const gchar          *recipient,
+                                     const gchar          *parameters,
+                                     GError              **error)
+{
+  MilterActionFlags action = parameters != NULL ? MILTER_ACTION_ADD_RECIPIENT_WITH_PARAMETERS :
+                                                  MILTER_ACTION_ADD_RECIPIENT;
+
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
+  g_return_val_if_fail (recipient != NULL, FALSE);
+
+  if (!can_modify (context, action, "add a recipient", error) ||
+      !check_line ("recipient", recipient, FALSE, error) ||
+      (parameters != NULL && !check_line ("ESMTP parameters", parameters, TRUE, error)))
+    return FALSE;
+  if (parameters != NULL)
+    milter_encoder_encode_address_with_parameters (context->out, '2', recipient, parameters);
+  else
+    milter_encoder_encode_string (context->out, '+', recipient);
+  modified (context);
+  return TRUE;
+}
+
+/**
+ * milter_client_context_delete_recipient:
+ * @context: a #MilterClientContext
+ * @recipient: the recipient, exactly as RCPT TO gave it (with angle
+ *   brackets)
+ * @error: return location for a #GError, or %NULL
+ *
+ * Removes an envelope recipient (smfi_delrcpt). Needs
+ * %MILTER_ACTION_DELETE_RECIPIENT.
+ *
+ * Returns: %TRUE if the request was queued
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_context_delete_recipient (MilterClientContext  *context,
+                                        const gchar          *recipient,
+                                        GError              **error)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
+  g_return_val_if_fail (recipient != NULL, FALSE);
+
+  if (!can_modify (context, MILTER_ACTION_DELETE_RECIPIENT, "delete a recipient", error) ||
+      !check_line ("recipient", recipient, FALSE, error))
+    return FALSE;
+  milter_encoder_encode_string (context->out, '-', recipient);
+  modified (context);
+  return TRUE;
+}
+
+/**
+ * milter_client_context_replace_body: (skip)
+ * @context: a #MilterClientContext
+ * @body: (array length=body_size) (element-type guint8): body bytes (CRLF
+ *   line ends)
+ * @body_size: the size of @body
+ * @error: return location for a #GError, or %NULL
+ *
+ * The C form of milter_client_context_replace_body_bytes().
+ *
+ * Returns: %TRUE if the request was queued
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_context_replace_body (MilterClientContext  *context,
+                                    const gchar          *body,
+                                    gsize                 body_size,
+                                    GError              **error)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
+  g_return_val_if_fail (body != NULL || body_size == 0, FALSE);
+
+  if (!can_modify (context, MILTER_ACTION_CHANGE_BODY, "replace the body", error))
+    return FALSE;
+  if (context->replacement_body == NULL)
+    context->replacement_body = g_byte_array_new ();
+  g_byte_array_append (context->replacement_body, (const guint8 *) body, (guint) body_size);
+  return TRUE;
+}
+
+/**
+ * milter_client_context_replace_body_bytes: (rename-to milter_client_context_replace_body)
+ * @context: a #MilterClientContext
+ * @body: body bytes (CRLF line ends)
+ * @error: return location for a #GError, or %NULL
+ *
+ * Replaces the message body (smfi_replacebody). Calls during one
+ * end-of-message add up: the new body is everything given, in order. It
+ * is sent in packets of at most 65535 bytes, all together just before the
+ * final reply, as Postfix requires. Needs %MILTER_ACTION_CHANGE_BODY.
+ *
+ * Returns: %TRUE if the request was queued
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_context_replace_body_bytes (MilterClientContext  *context,
+                                          GBytes               *body,
+                                          GError              **error)
+{
+  gsize size;
+  gconstpointer data;
+
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
+  g_return_val_if_fail (body != NULL, FALSE);
+
+  data = g_bytes_get_data (body, &size);
+  return milter_client_context_replace_body (context, data, size, error);
+}
+
+/**
+ * milter_client_context_quarantine:
+ * @context: a #MilterClientContext
+ * @reason: why, non-empty
+ * @error: return location for a #GError, or %NULL
+ *
+ * Quarantines the message (smfi_quarantine): Postfix puts it in the hold
+ * queue. Needs %MILTER_ACTION_QUARANTINE.
+ *
+ * Returns: %TRUE if the request was queued
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_context_quarantine (MilterClientContext  *context,
+                                  const gchar          *reason,
+                                  GError              **error)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
+  g_return_val_if_fail (reason != NULL, FALSE);
+
+  if (!can_modify (context, MILTER_ACTION_QUARANTINE, "quarantine", error) ||
+      !check_line ("quarantine reason", reason, FALSE, error))
+    return FALSE;
+  milter_encoder_encode_string (context->out, 'q', reason);
+  milter_client_context_set_quarantine_reason (context, reason);
+  modified (context);
+  return TRUE;
+}
+
+/* ---- public API: macros ---------------------------------------------- */
+
+/**
+ * milter_client_context_get_macro:
+ * @context: a #MilterClientContext
+ * @name: a macro name, with or without braces (`"{auth_authen}"`,
+ *   `"auth_authen"`, `"i"`)
+ *
+ * Looks up a macro the MTA sent (smfi_getsymval), searching the latest
+ * stage first. Message macros are forgotten when the message ends.
+ *
+ * Returns: (nullable): the value, or %NULL
+ *
+ * Since: 1.0
+ */
+const gchar *
+milter_client_context_get_macro (MilterClientContext *context,
+                                 const gchar         *name)
+{
+  gsize length;
+  const gchar *value;
+  g_autofree gchar *other = NULL;
+
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
+  g_return_val_if_fail (name != NULL, NULL);
+
+  value = lookup_macro (context, name);
+  if (value != NULL)
+    return value;
+  length = strlen (name);
+  if (length >= 2 && name[0] == '{' && name[length - 1] == '}')
+    other = g_strndup (name + 1, length - 2);
+  else
+    other = g_strdup_printf ("{%s}", name);
+  return lookup_macro (context, other);
+}
+
+/**
+ * milter_client_context_get_macros:
+ * @context: a #MilterClientContext
+ *
+ * Gets every macro defined now, by name as the MTA sent it (long names in
+ * braces), later stages overriding earlier ones.
+ *
+ * Returns: (transfer none) (element-type utf8 utf8): the macros; valid
+ *   until the next command
+ *
+ * Since: 1.0
+ */
+GHashTable *
+milter_client_context_get_macros (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
+
+  if (context->macros_cache == NULL)
+    {
+      context->macros_cache = g_hash_table_new (g_str_hash, g_str_equal);
+      for (guint table = 0; table < N_MACRO_TABLES; table++)
+        {
+          const Macros *macros = &context->macros[table];
+          const gchar *cursor = macros->pairs;
+          const gchar *end = cursor + macros->size;
+          const gchar *key;
+
+          if (macros->pairs == NULL)
+            continue;
+          while ((key = milter_packet_next_string (&cursor, end)) != NULL)
+            g_hash_table_insert (context->macros_cache, (gpointer) key,
+                                 (gpointer) milter_packet_next_string (&cursor, end));
+        }
+    }
+  return context->macros_cache;
+}
+
+/**
+ * milter_client_context_get_esmtp_parameters:
+ * @context: a #MilterClientContext
+ *
+ * Gets the ESMTP parameters of the last MAIL FROM or RCPT TO, such as
+ * `SIZE=1024` (the rest of libmilter's argv).
+ *
+ * Returns: (transfer none) (array zero-terminated=1) (nullable): the
+ *   parameters, or %NULL outside a message
+ *
+ * Since: 1.0
+ */
+const gchar * const *
+milter_client_context_get_esmtp_parameters (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
+
+  return (const gchar * const *) context->esmtp_parameters;
+}
+
+/* ---- public API: storage ---------------------------------------------- */
+
+/**
+ * milter_client_context_get_private_data: (skip)
+ * @context: a #MilterClientContext
+ *
+ * Gets the data set with milter_client_context_set_private_data().
+ *
+ * Returns: (nullable): the data
+ *
+ * Since: 1.0
+ */
+gpointer
+milter_client_context_get_private_data (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
+
+  return context->private_data;
+}
+
+/**
+ * milter_client_context_set_private_data: (skip)
+ * @context: a #MilterClientContext
+ * @data: (nullable): per-connection data
+ * @destroy: (nullable): frees @data
+ *
+ * Attaches per-connection data (smfi_setpriv). @destroy runs exactly once
+ * for each @data: when other data is set, right after
+ * #MilterClientContext::finished, or when the context is destroyed.
+ * Bindings can keep state on the context object instead.
+ *
+ * Since: 1.0
+ */
+void
+milter_client_context_set_private_data (MilterClientContext *context,
+                                        gpointer             data,
+                                        GDestroyNotify       destroy)
+{
+  g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
+
+  if (data == context->private_data && destroy == context->private_data_destroy)
+    return;
+  clear_private_data (context);
+  context->private_data = data;
+  context->private_data_destroy = destroy;
+}
+
+/**
+ * milter_client_context_set_mail_transaction_shelf_value:
+ * @context: a #MilterClientContext
+ * @key: a key
+ * @value: (nullable): a value; %NULL removes @key
+ *
+ * Stores a string for the current message. The shelf is emptied when the
+ * message ends.
+ *
+ * Since: 1.0
+ */
+void
+milter_client_context_set_mail_transaction_shelf_value (MilterClientContext *context,
+                                                        const gchar         *key,
+                                                        const gchar         *value)
+{
+  g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
+  g_return_if_fail (key != NULL);
+
+  if (value == NULL)
+    g_hash_table_remove (context->shelf, key);
+  else
+    g_hash_table_replace (context->shelf, g_strdup (key), g_strdup (value));
+}
+
+/**
+ * milter_client_context_get_mail_transaction_shelf_value:
+ * @context: a #MilterClientContext
+ * @key: a key
+ *
+ * Gets a string stored for the current message.
+ *
+ * Returns: (nullable): the value, or %NULL
+ *
+ * Since: 1.0
+ */
+const gchar *
+milter_client_context_get_mail_transaction_shelf_value (MilterClientContext *context,
+                                                        const gchar         *key)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
+  g_return_val_if_fail (key != NULL, NULL);
+
+  return g_hash_table_lookup (context->shelf, key);
+}
+
+/**
+ * milter_client_context_get_mail_transaction_shelf:
+ * @context: a #MilterClientContext
+ *
+ * Gets the storage of the current message.
+ *
+ * Returns: (transfer none) (element-type utf8 utf8): the shelf
+ *
+ * Since: 1.0
+ */
+GHashTable *
+milter_client_context_get_mail_transaction_shelf (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
+
+  return context->shelf;
+}
+
+/**
+ * milter_client_context_clear_mail_transaction_shelf:
+ * @context: a #MilterClientContext
+ *
+ * Empties the storage of the current message.
+ *
+ * Since: 1.0
+ */
+void
+milter_client_context_clear_mail_transaction_shelf (MilterClientContext *context)
+{
+  g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
+
+  g_hash_table_remove_all (context->shelf);
+}
+
+/**
+ * milter_client_context_mail_transaction_shelf_foreach:
+ * @context: a #MilterClientContext
+ * @func: (scope call): called for each entry
+ * @user_data: data for @func
+ *
+ * Calls @func for each entry of the current message's storage.
+ *
+ * Since: 1.0
+ */
+void
+milter_client_context_mail_transaction_shelf_foreach (MilterClientContext                 *context,
+                                                      MilterClientMailTransactionShelfFunc func,
+                                                      gpointer                             user_data)
+{
+  GHashTableIter iter;
+  gpointer key, value;
+
+  g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
+  g_return_if_fail (func != NULL);
+
+  g_hash_table_iter_init (&iter, context->shelf);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    func (key, value, user_data);
+}
+
+/**
+ * milter_client_context_reset_message_related_data:
+ * @context: a #MilterClientContext
+ *
+ * Forgets the current message's macros, shelf and ESMTP parameters. The
+ * context does this itself when a message ends.
+ *
+ * Since: 1.0
+ */
+void
+milter_client_context_reset_message_related_data (MilterClientContext *context)
+{
+  g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
+
+  reset_message_data (context);
+}
+
+/* ---- public API: state and settings ------------------------------------ */
+
+/**
+ * milter_client_context_get_state:
+ * @context: a #MilterClientContext
+ *
+ * Gets where the session is.
+ *
+ * Returns: the state
+ *
+ * Since: 1.0
+ */
+MilterClientContextState
+milter_client_context_get_state (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), MILTER_CLIENT_CONTEXT_STATE_INVALID);
+
+  return context->state;
+}
+
+/**
+ * milter_client_context_set_state:
+ * @context: a #MilterClientContext
+ * @state: a state
+ *
+ * Sets the state. Only for tests and special cases: the context keeps it
+ * up to date itself.
+ *
+ * Since: 1.0
+ */
+void
+milter_client_context_set_state (MilterClientContext     *context,
+                                 MilterClientContextState state)
+{
+  g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
+
+  set_state (context, state);
+}
+
+/**
+ * milter_client_context_get_last_state:
+ * @context: a #MilterClientContext
+ *
+ * Gets the last event handled: one of the states without `_REPLIED`.
+ *
+ * Returns: the state of the last event
+ *
+ * Since: 1.0
+ */
+MilterClientContextState
+milter_client_context_get_last_state (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), MILTER_CLIENT_CONTEXT_STATE_INVALID);
+
+  return context->last_state;
+}
+
+/**
+ * milter_client_context_get_status:
+ * @context: a #MilterClientContext
+ *
+ * Gets the status of the last reply.
+ *
+ * Returns: the status
+ *
+ * Since: 1.0
+ */
+MilterStatus
+milter_client_context_get_status (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), MILTER_STATUS_DEFAULT);
+
+  return context->status;
+}
+
+/**
+ * milter_client_context_set_status:
+ * @context: a #MilterClientContext
+ * @status: a status
+ *
+ * Sets #MilterClientContext:status. It does not send a reply.
+ *
+ * Since: 1.0
+ */
+void
+milter_client_context_set_status (MilterClientContext *context,
+                                  MilterStatus         status)
+{
+  g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
+
+  if (context->status == status)
+    return;
+  context->status = status;
+  g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_STATUS]);
+}
+
+/**
+ * milter_client_context_get_option:
+ * @context: a #MilterClientContext
+ *
+ * Gets what was negotiated with the MTA.
+ *
+ * Returns: (transfer none) (nullable): the negotiated option, or %NULL
+ *   before the negotiation
+ *
+ * Since: 1.0
+ */
+MilterOption *
+milter_client_context_get_option (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
+
+  return context->option;
+}
+
+/**
+ * milter_client_context_set_option:
+ * @context: a #MilterClientContext
+ * @option: (nullable): an option
+ *
+ * Sets the negotiated option as if the MTA had agreed to it, for tests
+ * that start a session after the negotiation.
+ *
+ * Since: 1.0
+ */
+void
+milter_client_context_set_option (MilterClientContext *context,
+                                  MilterOption        *option)
+{
+  g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
+
+  g_clear_pointer (&context->option, milter_option_free);
+  if (option != NULL)
+    {
+      context->option = milter_option_copy (option);
+      if (context->position == AT_START)
+        context->position = AT_NEGOTIATE;
+    }
+  compute_allowed_positions (context);
+  g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_OPTION]);
+}
+
+/**
+ * milter_client_context_get_message_result:
+ * @context: a #MilterClientContext
+ *
+ * Gets the record of the current message, or of the last one until the
+ * next begins.
+ *
+ * Returns: (transfer none) (nullable): the #MilterMessageResult, or %NULL
+ *   before the first message
+ *
+ * Since: 1.0
+ */
+MilterMessageResult *
+milter_client_context_get_message_result (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
+
+  return context->message_result;
+}
+
+/**
+ * milter_client_context_get_quarantine_reason:
+ * @context: a #MilterClientContext
+ *
+ * Gets the reason given to the last quarantine request.
+ *
+ * Returns: (nullable): the reason, or %NULL
+ *
+ * Since: 1.0
+ */
+const gchar *
+milter_client_context_get_quarantine_reason (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
+
+  return context->quarantine_reason;
+}
+
+/**
+ * milter_client_context_set_quarantine_reason:
+ * @context: a #MilterClientContext
+ * @reason: (nullable): a reason
+ *
+ * Sets #MilterClientContext:quarantine-reason. It does not quarantine;
+ * use milter_client_context_quarantine().
+ *
+ * Since: 1.0
+ */
+void
+milter_client_context_set_quarantine_reason (MilterClientContext *context,
+                                             const gchar         *reason)
+{
+  g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
+
+  if (g_strcmp0 (context->quarantine_reason, reason) == 0)
+    return;
+  g_free (context->quarantine_reason);
+  context->quarantine_reason = g_strdup (reason);
+  g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_QUARANTINE_REASON]);
+}
+
+/**
+ * milter_client_context_get_timeout:
+ * @context: a #MilterClientContext
+ *
+ * Gets #MilterClientContext:timeout.
+ *
+ * Returns: the timeout in seconds (0: none)
+ *
+ * Since: 1.0
+ */
+guint
+milter_client_context_get_timeout (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), 0);
+
+  return context->timeout;
+}
+
+/**
+ * milter_client_context_set_timeout:
+ * @context: a #MilterClientContext
+ * @timeout: seconds (0: none)
+ *
+ * Sets #MilterClientContext:timeout (smfi_settimeout).
+ *
+ * Since: 1.0
+ */
+void
+milter_client_context_set_timeout (MilterClientContext *context,
+                                   guint                timeout)
+{
+  g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
+
+  if (context->timeout == timeout)
+    return;
+  context->timeout = timeout;
+  if (context->stream != NULL)
+    arm_timeout (context);
+  g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_TIMEOUT]);
+}
+
+/**
+ * milter_client_context_get_packet_buffer_size:
+ * @context: a #MilterClientContext
+ *
+ * Gets #MilterClientContext:packet-buffer-size.
+ *
+ * Returns: the size in bytes
+ *
+ * Since: 1.0
+ */
+guint
+milter_client_context_get_packet_buffer_size (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), 0);
+
+  return context->packet_buffer_size;
+}
+
+/**
+ * milter_client_context_set_packet_buffer_size:
+ * @context: a #MilterClientContext
+ * @size: bytes
+ *
+ * Sets #MilterClientContext:packet-buffer-size.
+ *
+ * Since: 1.0
+ */
+void
+milter_client_context_set_packet_buffer_size (MilterClientContext *context,
+                                              guint                size)
+{
+  g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
+
+  if (context->packet_buffer_size == size)
+    return;
+  context->packet_buffer_size = size;
+  g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_PACKET_BUFFER_SIZE]);
+}
+
+/**
+ * milter_client_context_get_use_bytes:
+ * @context: a #MilterClientContext
+ *
+ * Gets #MilterClientContext:use-bytes.
+ *
+ * Returns: whether only the #GBytes chunk signals are emitted
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_context_get_use_bytes (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
+
+  return context->use_bytes;
+}
+
+/**
+ * milter_client_context_set_use_bytes:
+ * @context: a #MilterClientContext
+ * @use_bytes: whether only the #GBytes chunk signals are emitted
+ *
+ * Sets #MilterClientContext:use-bytes.
+ *
+ * Since: 1.0
+ */
+void
+milter_client_context_set_use_bytes (MilterClientContext *context,
+                                     gboolean             use_bytes)
+{
+  g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
+
+  use_bytes = !!use_bytes;
+  if (context->use_bytes == use_bytes)
+    return;
+  context->use_bytes = use_bytes;
+  g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_USE_BYTES]);
+}
+
+/**
+ * milter_client_context_get_max_packet_length:
+ * @context: a #MilterClientContext
+ *
+ * Gets #MilterClientContext:max-packet-length.
+ *
+ * Returns: the limit in bytes
+ *
+ * Since: 1.0
+ */
+guint
+milter_client_context_get_max_packet_length (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), 0);
+
+  return (guint) milter_decoder_get_max_packet_length (context->decoder);
+}
+
+/**
+ * milter_client_context_set_max_packet_length:
+ * @context: a #MilterClientContext
+ * @length: the limit in bytes, at least 1
+ *
+ * Sets #MilterClientContext:max-packet-length.
+ *
+ * Since: 1.0
+ */
+void
+milter_client_context_set_max_packet_length (MilterClientContext *context,
+                                             guint                length)
+{
+  g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
+  g_return_if_fail (length >= 1);
+
+  if (milter_decoder_get_max_packet_length (context->decoder) == length)
+    return;
+  milter_decoder_set_max_packet_length (context->decoder, length);
+  g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_MAX_PACKET_LENGTH]);
+}
+
+/**
+ * milter_client_context_get_max_headers:
+ * @context: a #MilterClientContext
+ *
+ * Gets #MilterClientContext:max-headers.
+ *
+ * Returns: the limit (0: none)
+ *
+ * Since: 1.0
+ */
+guint
+milter_client_context_get_max_headers (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), 0);
+
+  return context->max_headers;
+}
+
+/**
+ * milter_client_context_set_max_headers:
+ * @context: a #MilterClientContext
+ * @max_headers: the limit (0: none)
+ *
+ * Sets #MilterClientContext:max-headers.
+ *
+ * Since: 1.0
+ */
+void
+milter_client_context_set_max_headers (MilterClientContext *context,
+                                       guint                max_headers)
+{
+  g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
+
+  if (context->max_headers == max_headers)
+    return;
+  context->max_headers = max_headers;
+  g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_MAX_HEADERS]);
+}
+
+/**
+ * milter_client_context_get_max_macros:
+ * @context: a #MilterClientContext
+ *
+ * Gets #MilterClientContext:max-macros.
+ *
+ * Returns: the limit
+ *
+ * Since: 1.0
+ */
+guint
+milter_client_context_get_max_macros (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), 0);
+
+  return context->max_macros;
+}
+
+/**
+ * milter_client_context_set_max_macros:
+ * @context: a #MilterClientContext
+ * @max_macros: the limit
+ *
+ * Sets #MilterClientContext:max-macros.
+ *
+ * Since: 1.0
+ */
+void
+milter_client_context_set_max_macros (MilterClientContext *context,
+                                      guint                max_macros)
+{
+  g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
+
+  if (context->max_macros == max_macros)
+    return;
+  context->max_macros = max_macros;
+  milter_decoder_set_max_macros (context->decoder, max_macros);
+  g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_MAX_MACROS]);
+}
+
+/**
+ * milter_client_context_get_n_processing_sessions:
+ * @context: a #MilterClientContext
+ *
+ * Gets how many sessions the context's client serves now.
+ *
+ * Returns: the client's session count; for a context without client, 1
+ *   until it finishes, then 0
+ *
+ * Since: 1.0
+ */
+guint
+milter_client_context_get_n_processing_sessions (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), 0);
+
+  if (context->client != NULL)
+    return milter_client_get_n_processing_sessions (context->client);
+  return context->finished ? 0 : 1;
+}
+
+/**
+ * milter_client_context_is_finished:
+ * @context: a #MilterClientContext
+ *
+ * Checks whether #MilterClientContext::finished was emitted for the
+ * connection (and no new one followed on the same socket).
+ *
+ * Returns: %TRUE once the session ended
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_context_is_finished (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
+
+  return context->finished;
+}

@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#if !defined (MILTER_INSIDE) && !defined (MILTER_COMPILATION)
+# error "Only <milter/milter.h> can be included directly."
+#endif
+
+#include <gio/gio.h>
+#include <milter/core/milter-version-macros.h>
+#include <milter/core/milter-enums.h>
+#include <milter/core/milter-option.h>
+#include <milter/core/milter-macros-requests.h>
+#include <milter/core/milter-message-result.h>
+
+G_BEGIN_DECLS
+
+/**
+ * MILTER_TYPE_CLIENT_CONTEXT:
+ *
+ * The #GType of #MilterClientContext.
+ *
+ * Since: 1.0
+ */
+#define MILTER_TYPE_CLIENT_CONTEXT (milter_client_context_get_type ())
+
+/* Declared here, defined in milter-client.h (which includes this file). */
+#ifndef __GTK_DOC_IGNORE__
+typedef struct _MilterClient MilterClient;
+#endif
+
+MILTER_AVAILABLE_IN_ALL
+G_DECLARE_FINAL_TYPE (MilterClientContext, milter_client_context, MILTER, CLIENT_CONTEXT, GObject)
+
+/**
+ * MILTER_CLIENT_CONTEXT_ERROR:
+ *
+ * The error domain of #MilterClientContext.
+ *
+ * Since: 1.0
+ */
+#define MILTER_CLIENT_CONTEXT_ERROR (milter_client_context_error_quark ())
+
+/**
+ * MilterClientContextError:
+ * @MILTER_CLIENT_CONTEXT_ERROR_IO: reading from or writing to the MTA failed
+ * @MILTER_CLIENT_CONTEXT_ERROR_UNEXPECTED_COMMAND: the MTA sent a command
+ *   out of order
+ * @MILTER_CLIENT_CONTEXT_ERROR_INVALID_STATE: the operation is not allowed
+ *   now (for example a modification outside end-of-message)
+ * @MILTER_CLIENT_CONTEXT_ERROR_INVALID_ACTION: the action was not
+ *   negotiated with the MTA
+ * @MILTER_CLIENT_CONTEXT_ERROR_INVALID_VALUE: a value the MTA would refuse
+ *   or misread (a bad header name, a line break that is not a fold, an
+ *   empty address)
+ * @MILTER_CLIENT_CONTEXT_ERROR_INVALID_NEGOTIATION: the negotiation reply a
+ *   handler asked for is not within the MTA's offer
+ * @MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_HEADERS: a message with more
+ *   headers than #MilterClientContext:max-headers
+ * @MILTER_CLIENT_CONTEXT_ERROR_NOT_SUPPORTED: the stream cannot be used
+ *   (it is not pollable)
+ *
+ * Errors of a #MilterClientContext. Faults in the packets themselves are
+ * reported in the %MILTER_DECODER_ERROR domain.
+ *
+ * Since: 1.0
+ */
+typedef enum {
+  MILTER_CLIENT_CONTEXT_ERROR_IO,
+  MILTER_CLIENT_CONTEXT_ERROR_UNEXPECTED_COMMAND,
+  MILTER_CLIENT_CONTEXT_ERROR_INVALID_STATE,
+  MILTER_CLIENT_CONTEXT_ERROR_INVALID_ACTION,
+  MILTER_CLIENT_CONTEXT_ERROR_INVALID_VALUE,
+  MILTER_CLIENT_CONTEXT_ERROR_INVALID_NEGOTIATION,
+  MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_HEADERS,
+  MILTER_CLIENT_CONTEXT_ERROR_NOT_SUPPORTED,
+} MilterClientContextError;
+
+/**
+ * MILTER_CLIENT_CONTEXT_DEFAULT_TIMEOUT:
+ *
+ * The default idle timeout in seconds, as libmilter's.
+ *
+ * Since: 1.0
+ */
+#define MILTER_CLIENT_CONTEXT_DEFAULT_TIMEOUT 7210
+
+/**
+ * MilterClientMailTransactionShelfFunc:
+ * @key: a key
+ * @value: its value
+ * @user_data: the data passed to
+ *   milter_client_context_mail_transaction_shelf_foreach()
+ *
+ * Called for each entry of the mail-transaction shelf.
+ *
+ * Since: 1.0
+ */
+typedef void (*MilterClientMailTransactionShelfFunc) (const gchar *key,
+                                                      const gchar *value,
+                                                      gpointer     user_data);
+
+MILTER_AVAILABLE_IN_ALL
+GQuark milter_client_context_error_quark (void);
+
+MILTER_AVAILABLE_IN_ALL
+MilterClientContext *milter_client_context_new (MilterClient *client);
+MILTER_AVAILABLE_IN_ALL
+gboolean milter_client_context_start (MilterClientContext  *context,
+                                      GIOStream            *stream,
+                                      GError              **error);
+MILTER_AVAILABLE_IN_ALL
+gboolean milter_client_context_feed (MilterClientContext  *context,
+                                     const gchar          *chunk,
+                                     gsize                 size,
+                                     GError              **error);
+MILTER_AVAILABLE_IN_ALL
+MilterClient *milter_client_context_get_client (MilterClientContext *context);
+
+/* Replies */
+MILTER_AVAILABLE_IN_ALL
+void milter_client_context_reply (MilterClientContext *context,
+                                  MilterStatus         status);
+MILTER_AVAILABLE_IN_ALL
+gboolean milter_client_context_is_reply_pending (MilterClientContext *context);
+MILTER_AVAILABLE_IN_ALL
+gboolean milter_client_context_progress (MilterClientContext  *context,
+                                         GError              **error);
+MILTER_AVAILABLE_IN_ALL
+gboolean milter_client_context_set_reply (MilterClientContext  *context,
+                                          guint                 code,
+                                          const gchar          *extended_code,
+                                          const gchar          *message,
+                                          GError              **error);
+MILTER_AVAILABLE_IN_ALL
+gboolean milter_client_context_set_multiline_reply (MilterClientContext  *context,
+                                                    guint                 code,
+                                                    const gchar          *extended_code,
+                                                    const gchar * const  *lines,
+                                                    GError              **error);
+MILTER_AVAILABLE_IN_ALL
+gchar *milter_client_context_format_reply (MilterClientContext *context);
+
+/* Modifications (end-of-message only) */
+MILTER_AVAILABLE_IN_ALL
+gboolean milter_client_context_add_header (MilterClientContext  *context,
+                                           const gchar          *name,
+                                           const gchar          *value,
+                                           GError              **error);
+MILTER_AVAILABLE_IN_ALL
+gboolean milter_client_context_insert_header (MilterClientContext  *context,
+                                              guint32               index,
+                                              const gchar          *name,
+                                              const gchar          *value,
+                                              GError              **error);
+MILTER_AVAILABLE_IN_ALL
+gboolean milter_client_context_change_header (MilterClientContext  *context,
+                                              const gchar          *name,
+                                              guint32               index,
+                                              const gchar          *value,
+                                              GError              **error);
+MILTER_AVAILABLE_IN_ALL
+gboolean milter_client_context_delete_header (MilterClientContext  *context,
+                                              const gchar          *name,
+                                              guint32               index,
+                                              GError              **error);
+MILTER_AVAILABLE_IN_ALL
+gboolean milter_client_context_change_from (MilterClientContext  *context,
+                                            const gchar          *from,
+                                            const gchar          *parameters,
+                                            GError              **error);
+MILTER_AVAILABLE_IN_ALL
+gboolean milter_client_context_add_recipient (MilterClientContext  *context,
+                                              const gchar          *recipient,
+                                              const gchar          *parameters,
+                                              GError              **error);
+MILTER_AVAILABLE_IN_ALL
+gboolean milter_client_context_delete_recipient (MilterClientContext  *context,
+                                                 const gchar          *recipient,
+                                                 GError              **error);
+MILTER_AVAILABLE_IN_ALL
+gboolean milter_client_context_replace_body (MilterClientContext  *context,
+                                             const gchar          *body,
+                                             gsize                 body_size,
+                                             GError              **error);
+MILTER_AVAILABLE_IN_ALL
+gboolean milter_client_context_replace_body_bytes (MilterClientContext  *context,
+                                                   GBytes               *body,
+                                                   GError              **error);
+MILTER_AVAILABLE_IN_ALL
+gboolean milter_client_context_quarantine (MilterClientContext  *context,
+                                           const gchar          *reason,
+                                           GError              **error);
+
+/* Macros and envelope details */
+MILTER_AVAILABLE_IN_ALL
+const gchar *milter_client_context_get_macro (MilterClientContext *context,
+                                              const gchar         *name);
+MILTER_AVAILABLE_IN_ALL
+GHashTable *milter_client_context_get_macros (MilterClientContext *context);
+MILTER_AVAILABLE_IN_ALL
+const gchar * const *milter_client_context_get_esmtp_parameters (MilterClientContext *context);
+
+/* Per-connection and per-message storage */
+MILTER_AVAILABLE_IN_ALL
+gpointer milter_client_context_get_private_data (MilterClientContext *context);
+MILTER_AVAILABLE_IN_ALL
+void milter_client_context_set_private_data (MilterClientContext *context,
+                                             gpointer             data,
+                                             GDestroyNotify       destroy);
+MILTER_AVAILABLE_IN_ALL
+void milter_client_context_set_mail_transaction_shelf_value (MilterClientContext *context,
+                                                             const gchar         *key,
+                                                             const gchar         *value);
+MILTER_AVAILABLE_IN_ALL
+const gchar *milter_client_context_get_mail_transaction_shelf_value (MilterClientContext *context,
+                                                                     const gchar         *key);
+MILTER_AVAILABLE_IN_ALL
+GHashTable *milter_client_context_get_mail_transaction_shelf (MilterClientContext *context);
+MILTER_AVAILABLE_IN_ALL
+void milter_client_context_clear_mail_transaction_shelf (MilterClientContext *context);
+MILTER_AVAILABLE_IN_ALL
+void milter_client_context_mail_transaction_shelf_foreach (MilterClientContext                 *context,
+                                                           MilterClientMailTransactionShelfFunc func,
+                                                           gpointer                             user_data);
+MILTER_AVAILABLE_IN_ALL
+void milter_client_context_reset_message_related_data (MilterClientContext *context);
+
+/* State and settings */
+MILTER_AVAILABLE_IN_ALL
+MilterClientContextState milter_client_context_get_state (MilterClientContext *context);
+MILTER_AVAILABLE_IN_ALL
+void milter_client_context_set_state (MilterClientContext     *context,
+                                      MilterClientContextState state);
+MILTER_AVAILABLE_IN_ALL
+MilterClientContextState milter_client_context_get_last_state (MilterClientContext *context);
+MILTER_AVAILABLE_IN_ALL
+MilterStatus milter_client_context_get_status (MilterClientContext *context);
+MILTER_AVAILABLE_IN_ALL
+void milter_client_context_set_status (MilterClientContext *context,
+                                       MilterStatus         status);
+MILTER_AVAILABLE_IN_ALL
+MilterOption *milter_client_context_get_option (MilterClientContext *context);
+MILTER_AVAILABLE_IN_ALL
+void milter_client_context_set_option (MilterClientContext *context,
+                                       MilterOption        *option);
+MILTER_AVAILABLE_IN_ALL
+MilterMessageResult *milter_client_context_get_message_result (MilterClientContext *context);
+MILTER_AVAILABLE_IN_ALL
+const gchar *milter_client_context_get_quarantine_reason (MilterClientContext *context);
+MILTER_AVAILABLE_IN_ALL
+void milter_client_context_set_quarantine_reason (MilterClientContext *context,
+                                                  const gchar         *reason);
+MILTER_AVAILABLE_IN_ALL
+guint milter_client_context_get_timeout (MilterClientContext *context);
+MILTER_AVAILABLE_IN_ALL
+void milter_client_context_set_timeout (MilterClientContext *context,
+                                        guint                timeout);
+MILTER_AVAILABLE_IN_ALL
+guint milter_client_context_get_packet_buffer_size (MilterClientContext *context);
+MILTER_AVAILABLE_IN_ALL
+void milter_client_context_set_packet_buffer_size (MilterClientContext *context,
+                                                   guint                size);
+MILTER_AVAILABLE_IN_ALL
+gboolean milter_client_context_get_use_bytes (MilterClientContext *context);
+MILTER_AVAILABLE_IN_ALL
+void milter_client_context_set_use_bytes (MilterClientContext *context,
+                                          gboolean             use_bytes);
+MILTER_AVAILABLE_IN_ALL
+guint milter_client_context_get_max_packet_length (MilterClientContext *context);
+MILTER_AVAILABLE_IN_ALL
+void milter_client_context_set_max_packet_length (MilterClientContext *context,
+                                                  guint                length);
+MILTER_AVAILABLE_IN_ALL
+guint milter_client_context_get_max_headers (MilterClientContext *context);
+MILTER_AVAILABLE_IN_ALL
+void milter_client_context_set_max_headers (MilterClientContext *context,
+                                            guint                max_headers);
+MILTER_AVAILABLE_IN_ALL
+guint milter_client_context_get_max_macros (MilterClientContext *context);
+MILTER_AVAILABLE_IN_ALL
+void milter_client_context_set_max_macros (MilterClientContext *context,
+                                           guint                max_macros);
+MILTER_AVAILABLE_IN_ALL
+guint milter_client_context_get_n_processing_sessions (MilterClientContext *context);
+MILTER_AVAILABLE_IN_ALL
+gboolean milter_client_context_is_finished (MilterClientContext *context);
+
+G_END_DECLS

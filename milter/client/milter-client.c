@@ -1,0 +1,1807 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include "milter-client.h"
+#include "milter-client-context-private.h"
+#include "milter-daemon-private.h"
+#include "milter-workers-private.h"
+#include "milter/milter-enum-types.h"
+#include "milter/core/milter-connection-spec.h"
+#include "milter/core/milter-decoder-private.h"
+
+#include <errno.h>
+#include <glib-unix.h>
+#include <gio/gunixsocketaddress.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/**
+ * SECTION:milter-client
+ * @title: MilterClient
+ * @short_description: Listens for MTAs and serves each connection
+ * @include: milter/milter.h
+ * @see_also: #MilterClientContext
+ *
+ * A #MilterClient listens on one or more connection specs (see
+ * milter_connection_spec_parse()) and creates a #MilterClientContext for
+ * each MTA connection, announced by #MilterClient::connection-established
+ * before anything of that connection is handled: connect the context's
+ * signals there.
+ *
+ * milter_client_listen() starts serving from the thread-default
+ * #GMainContext and returns, for applications with their own main loop;
+ * milter_client_run() is the blocking convenience for a filter program.
+ * It also turns SIGTERM and SIGINT into a graceful
+ * milter_client_shutdown(), and with #MilterClient:n-workers forks worker
+ * processes that share the listening sockets.
+ *
+ * Programs add milter_client_get_option_group() to their #GOptionContext
+ * to get the usual options: `--connection-spec`, `--timeout`,
+ * `--n-workers`, `--max-connections`, `--unix-socket-mode`,
+ * `--unix-socket-group`, `--user`, `--group`, `--daemon`, `--pid-file`,
+ * `--log-level`.
+ *
+ * |[<!-- language="C" -->
+ * static MilterStatus
+ * on_helo (MilterClientContext *context, const gchar *fqdn, gpointer data)
+ * {
+ *   return g_str_has_suffix (fqdn, ".invalid") ? MILTER_STATUS_REJECT
+ *                                              : MILTER_STATUS_CONTINUE;
+ * }
+ *
+ * static void
+ * on_connection (MilterClient *client, MilterClientContext *context, gpointer data)
+ * {
+ *   g_signal_connect (context, "helo", G_CALLBACK (on_helo), NULL);
+ * }
+ *
+ * int
+ * main (int argc, char **argv)
+ * {
+ *   g_autoptr(MilterClient) client = milter_client_new ();
+ *   g_autoptr(GError) error = NULL;
+ *
+ *   g_signal_connect (client, "connection-established", G_CALLBACK (on_connection), NULL);
+ *   if (!milter_client_set_connection_spec (client, "unix:/run/helo-check.sock", &error) ||
+ *       !milter_client_run (client, &error))
+ *     g_error ("%s", error->message);
+ *   return 0;
+ * }
+ * ]|
+ */
+
+/* After EMFILE/ENFILE on accept, wait this long before accepting again. */
+#define ACCEPT_BACKOFF_MS 250
+/* Connections taken per wake-up, so one busy socket cannot starve others. */
+#define ACCEPT_BATCH 16
+#define DEFAULT_GRACE_PERIOD 30
+#define DEFAULT_UNIX_SOCKET_MODE 0660
+
+typedef struct
+{
+  MilterClient *client;
+  GSocket *socket;
+  GSocketAddress *address;  /* effective */
+  gchar *unix_path;         /* a socket file we created, to remove */
+  GSource *source;
+} Listener;
+
+/**
+ * MilterClient:
+ *
+ * Listens for MTAs and serves each connection. All fields are private.
+ *
+ * Since: 1.0
+ */
+struct _MilterClient
+{
+  GObject parent_instance;
+
+  GMainContext *main_context;
+  GPtrArray *specs;            /* of gchar*, as given */
+  GPtrArray *addresses;        /* of GSocketAddress, parsed specs */
+  GPtrArray *extra_sockets;    /* of GSocket, added or inherited */
+  GPtrArray *listeners;        /* of Listener* */
+  GPtrArray *sessions;         /* of MilterClientContext*, owned */
+  gboolean listening;
+  gboolean accept_paused;      /* at max-connections */
+  gboolean accept_backoff;     /* after EMFILE */
+  gboolean logged_backoff;
+  guint backoff_id;
+  gboolean shutting_down;
+  guint grace_id;
+  GMainLoop *loop;             /* while milter_client_run() runs */
+  MilterWorkers *workers;
+  guint worker_id;
+
+  /* Context defaults */
+  guint timeout;
+  guint packet_buffer_size;
+  gboolean use_bytes;
+  guint max_packet_length;
+  guint max_headers;
+  guint max_macros;
+
+  /* Service settings */
+  guint max_connections;
+  guint n_workers;
+  guint unix_socket_mode;
+  gchar *unix_socket_group;
+  gboolean remove_unix_socket_on_close;
+  guint shutdown_grace_period;
+  gint listen_backlog;
+  gchar *user;
+  gchar *group;
+  gboolean daemon;
+  gchar *pid_file;
+  gboolean pid_file_written;
+
+  /* Option parsing */
+  gchar **option_specs;
+  gchar *option_unix_socket_mode;
+  gchar *option_log_level;
+  gchar *option_unix_socket_group;
+  gchar *option_user;
+  gchar *option_group;
+  gchar *option_pid_file;
+  gboolean option_daemon;
+  gint option_timeout;
+  gint option_n_workers;
+  gint option_max_connections;
+};
+
+enum {
+  PROP_0,
+  PROP_CONNECTION_SPEC,
+  PROP_TIMEOUT,
+  PROP_PACKET_BUFFER_SIZE,
+  PROP_USE_BYTES,
+  PROP_MAX_PACKET_LENGTH,
+  PROP_MAX_HEADERS,
+  PROP_MAX_MACROS,
+  PROP_MAX_CONNECTIONS,
+  PROP_N_WORKERS,
+  PROP_WORKER_ID,
+  PROP_UNIX_SOCKET_MODE,
+  PROP_UNIX_SOCKET_GROUP,
+  PROP_REMOVE_UNIX_SOCKET_ON_CLOSE,
+  PROP_SHUTDOWN_GRACE_PERIOD,
+  PROP_LISTEN_BACKLOG,
+  PROP_USER,
+  PROP_GROUP,
+  PROP_DAEMON,
+  PROP_PID_FILE,
+  PROP_N_PROCESSING_SESSIONS,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+enum {
+  SIGNAL_CONNECTION_ESTABLISHED,
+  SIGNAL_LISTEN_STARTED,
+  SIGNAL_ERROR,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+G_DEFINE_FINAL_TYPE (MilterClient, milter_client, G_TYPE_OBJECT)
+
+/**
+ * milter_client_error_quark:
+ *
+ * The quark of %MILTER_CLIENT_ERROR.
+ *
+ * Returns: the error domain quark
+ *
+ * Since: 1.0
+ */
+G_DEFINE_QUARK (milter-client-error-quark, milter_client_error)
+
+static void update_accepting (MilterClient *self);
+
+/* ---- listeners ---------------------------------------------------------- */
+
+static void
+listener_stop (Listener *listener)
+{
+  if (listener->source == NULL)
+    return;
+  g_source_destroy (listener->source);
+  g_clear_pointer (&listener->source, g_source_unref);
+}
+
+static void
+listener_free (gpointer data)
+{
+  Listener *listener = data;
+
+  listener_stop (listener);
+  if (listener->socket != NULL)
+    g_socket_close (listener->socket, NULL);
+  if (listener->unix_path != NULL && listener->client->remove_unix_socket_on_close)
+    {
+      struct stat st;
+
+      /* Never remove anything but a socket. */
+      if (lstat (listener->unix_path, &st) == 0 && S_ISSOCK (st.st_mode))
+        unlink (listener->unix_path);
+    }
+  g_clear_object (&listener->socket);
+  g_clear_object (&listener->address);
+  g_free (listener->unix_path);
+  g_free (listener);
+}
+
+static void
+set_tcp_nodelay (GSocket *socket)
+{
+  GSocketFamily family = g_socket_get_family (socket);
+  g_autoptr(GError) error = NULL;
+
+  /* Replies are small and the MTA waits for each: no Nagle delay. */
+  if ((family == G_SOCKET_FAMILY_IPV4 || family == G_SOCKET_FAMILY_IPV6) &&
+      !g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, 1, &error))
+    g_debug ("Cannot set TCP_NODELAY: %s", error->message);
+}
+
+static void
+ignore_sigpipe (void)
+{
+  struct sigaction action;
+
+  /* A peer that vanishes must not kill the process; sockets use
+   * MSG_NOSIGNAL already, pipes given to handle_stream() would not. */
+  if (sigaction (SIGPIPE, NULL, &action) == 0 && action.sa_handler == SIG_DFL)
+    signal (SIGPIPE, SIG_IGN);
+}
+
+static gboolean
+on_backoff_done (gpointer user_data)
+{
+  MilterClient *self = user_data;
+
+  self->backoff_id = 0;
+  self->accept_backoff = FALSE;
+  update_accepting (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+back_off (MilterClient *self,
+          GError       *error)
+{
+  GSource *source;
+
+  if (!self->logged_backoff)
+    {
+      g_warning ("Cannot accept connections: %s; retrying every %d ms", error->message,
+                 ACCEPT_BACKOFF_MS);
+      self->logged_backoff = TRUE;
+    }
+  self->accept_backoff = TRUE;
+  source = g_timeout_source_new (ACCEPT_BACKOFF_MS);
+  g_source_set_callback (source, on_backoff_done, self, NULL);
+  self->backoff_id = g_source_attach (source, self->main_context);
+  g_source_unref (source);
+  update_accepting (self);
+}
+
+static gboolean
+at_connection_limit (MilterClient *self)
+{
+  return self->max_connections > 0 && self->sessions->len >= self->max_connections;
+}
+
+static gboolean
+on_incoming (GSocket      *socket,
+             GIOCondition  condition,
+             gpointer      user_data)
+{
+  Listener *listener = user_data;
+  MilterClient *self = g_object_ref (listener->client);
+
+  for (guint i = 0; i < ACCEPT_BATCH && !self->shutting_down && !at_connection_limit (self); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GSocket) connection_socket = g_socket_accept (socket, NULL, &error);
+      g_autoptr(GSocketConnection) connection = NULL;
+
+      if (connection_socket == NULL)
+        {
+          if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES))
+            back_off (self, error);
+          else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+            g_debug ("accept() failed: %s", error->message);
+          break;
+        }
+      self->logged_backoff = FALSE;
+      set_tcp_nodelay (connection_socket);
+      connection = g_socket_connection_factory_create_connection (connection_socket);
+      if (milter_client_handle_stream (self, G_IO_STREAM (connection), &error) == NULL)
+        g_warning ("Cannot serve a connection: %s", error->message);
+    }
+  update_accepting (self);
+  g_object_unref (self);
+  return G_SOURCE_CONTINUE;
+}
+
+/* Accepts only below max-connections (the kernel's backlog holds the rest)
+ * and outside an EMFILE back-off: never a sleep in the main loop. */
+static void
+update_accepting (MilterClient *self)
+{
+  gboolean accept = self->listening && !self->shutting_down && self->workers == NULL &&
+                    !self->accept_backoff && !at_connection_limit (self);
+
+  for (guint i = 0; i < self->listeners->len; i++)
+    {
+      Listener *listener = g_ptr_array_index (self->listeners, i);
+
+      if (accept && listener->source == NULL)
+        {
+          listener->source = g_socket_create_source (listener->socket, G_IO_IN, NULL);
+          g_source_set_callback (listener->source, G_SOURCE_FUNC (on_incoming), listener, NULL);
+          g_source_attach (listener->source, self->main_context);
+        }
+      else if (!accept)
+        {
+          listener_stop (listener);
+        }
+    }
+}
+
+/* A stale socket file is replaced; a live one or anything else is not. */
+static gboolean
+clear_unix_path (const gchar  *path,
+                 GError      **error)
+{
+  struct stat st;
+  g_autoptr(GSocket) probe = NULL;
+  g_autoptr(GSocketAddress) address = NULL;
+  gboolean live;
+
+  if (lstat (path, &st) < 0)
+    return TRUE;
+  if (!S_ISSOCK (st.st_mode))
+    {
+      g_set_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_NOT_A_SOCKET,
+                   "“%s” exists and is not a socket; not replacing it", path);
+      return FALSE;
+    }
+  probe = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, NULL);
+  address = g_unix_socket_address_new (path);
+  live = probe != NULL && g_socket_connect (probe, address, NULL, NULL);
+  if (live)
+    {
+      g_set_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_ADDRESS_IN_USE,
+                   "Another process listens on “%s”", path);
+      return FALSE;
+    }
+  if (unlink (path) < 0 && errno != ENOENT)
+    {
+      int saved_errno = errno;
+
+      g_set_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_LISTEN,
+                   "Cannot remove the stale socket “%s”: %s", path, g_strerror (saved_errno));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Mode and group are set after bind() and before listen(): until listen()
+ * nobody can connect, so there is no moment with wider permissions. */
+static gboolean
+secure_unix_path (MilterClient  *self,
+                  const gchar   *path,
+                  GError       **error)
+{
+  gid_t gid;
+
+  if (self->unix_socket_group != NULL)
+    {
+      if (!milter_daemon_lookup_group (self->unix_socket_group, &gid, error))
+        return FALSE;
+      if (chown (path, (uid_t) -1, gid) < 0)
+        {
+          int saved_errno = errno;
+
+          g_set_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_LISTEN,
+                       "Cannot give “%s” to group %s: %s", path, self->unix_socket_group,
+                       g_strerror (saved_errno));
+          return FALSE;
+        }
+    }
+  if (chmod (path, self->unix_socket_mode) < 0)
+    {
+      int saved_errno = errno;
+
+      g_set_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_LISTEN,
+                   "Cannot set the mode of “%s”: %s", path, g_strerror (saved_errno));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static Listener *
+listener_new (MilterClient *self,
+              GSocket      *socket)
+{
+  Listener *listener = g_new0 (Listener, 1);
+
+  listener->client = self;
+  listener->socket = socket;
+  listener->address = g_socket_get_local_address (socket, NULL);
+  g_socket_set_blocking (socket, FALSE);
+  return listener;
+}
+
+static Listener *
+bind_address (MilterClient    *self,
+              GSocketAddress  *address,
+              GError         **error)
+{
+  GSocketFamily family = g_socket_address_get_family (address);
+  const gchar *path = NULL;
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GError) local_error = NULL;
+  Listener *listener;
+
+  if (family == G_SOCKET_FAMILY_UNIX)
+    {
+      path = g_unix_socket_address_get_path (G_UNIX_SOCKET_ADDRESS (address));
+      if (!clear_unix_path (path, error))
+        return NULL;
+    }
+  socket = g_socket_new (family, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, &local_error);
+  if (socket != NULL)
+    g_socket_set_listen_backlog (socket, self->listen_backlog);
+  if (socket == NULL ||
+      !g_socket_bind (socket, address, family != G_SOCKET_FAMILY_UNIX, &local_error))
+    {
+      g_autofree gchar *spec = milter_connection_spec_format (address, NULL);
+
+      g_set_error (error, MILTER_CLIENT_ERROR,
+                   g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE) ?
+                   MILTER_CLIENT_ERROR_ADDRESS_IN_USE : MILTER_CLIENT_ERROR_LISTEN,
+                   "Cannot listen on %s: %s", spec != NULL ? spec : "?", local_error->message);
+      return NULL;
+    }
+  if (path != NULL && !secure_unix_path (self, path, error))
+    {
+      unlink (path);
+      return NULL;
+    }
+  if (!g_socket_listen (socket, &local_error))
+    {
+      g_set_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_LISTEN,
+                   "Cannot listen: %s", local_error->message);
+      if (path != NULL)
+        unlink (path);
+      return NULL;
+    }
+  listener = listener_new (self, g_steal_pointer (&socket));
+  listener->unix_path = g_strdup (path);
+  return listener;
+}
+
+static gboolean
+collect_default_sockets (MilterClient  *self,
+                         GError       **error)
+{
+  GError *local_error = NULL;
+  GList *inherited = milter_daemon_take_activation_sockets (&local_error);
+
+  if (local_error != NULL)
+    {
+      g_propagate_error (error, local_error);
+      return FALSE;
+    }
+  if (inherited != NULL)
+    {
+      for (GList *l = inherited; l != NULL; l = l->next)
+        g_ptr_array_add (self->extra_sockets, l->data);
+      g_list_free (inherited);
+      return TRUE;
+    }
+  return milter_client_set_connection_spec (self, MILTER_CLIENT_DEFAULT_CONNECTION_SPEC, error);
+}
+
+/* Binds everything (no accepting yet). */
+static gboolean
+open_listeners (MilterClient  *self,
+                GError       **error)
+{
+  if (self->addresses->len == 0 && self->extra_sockets->len == 0 &&
+      !collect_default_sockets (self, error))
+    return FALSE;
+
+  for (guint i = 0; i < self->addresses->len; i++)
+    {
+      Listener *listener = bind_address (self, g_ptr_array_index (self->addresses, i), error);
+
+      if (listener == NULL)
+        {
+          g_ptr_array_set_size (self->listeners, 0);
+          return FALSE;
+        }
+      g_ptr_array_add (self->listeners, listener);
+    }
+  for (guint i = 0; i < self->extra_sockets->len; i++)
+    g_ptr_array_add (self->listeners,
+                     listener_new (self, g_object_ref (g_ptr_array_index (self->extra_sockets, i))));
+  for (guint i = 0; i < self->listeners->len; i++)
+    {
+      Listener *listener = g_ptr_array_index (self->listeners, i);
+
+      if (listener->address != NULL)
+        g_signal_emit (self, signals[SIGNAL_LISTEN_STARTED], 0, listener->address);
+    }
+  return TRUE;
+}
+
+/* ---- sessions ----------------------------------------------------------- */
+
+static gboolean
+on_grace_period_over (gpointer user_data)
+{
+  MilterClient *self = user_data;
+  g_autoptr(GPtrArray) sessions = g_ptr_array_new_with_free_func (g_object_unref);
+
+  self->grace_id = 0;
+  /* Ending a session removes it from self->sessions: iterate a copy. */
+  for (guint i = 0; i < self->sessions->len; i++)
+    g_ptr_array_add (sessions, g_object_ref (g_ptr_array_index (self->sessions, i)));
+  for (guint i = 0; i < sessions->len; i++)
+    milter_client_context_shutdown (g_ptr_array_index (sessions, i));
+  return G_SOURCE_REMOVE;
+}
+
+static void
+quit_if_done (MilterClient *self)
+{
+  if (!self->shutting_down || self->sessions->len > 0 ||
+      (self->workers != NULL && milter_workers_get_n_running (self->workers) > 0))
+    return;
+  if (self->grace_id != 0)
+    {
+      GSource *source = g_main_context_find_source_by_id (self->main_context, self->grace_id);
+
+      if (source != NULL)
+        g_source_destroy (source);
+      self->grace_id = 0;
+    }
+  if (self->loop != NULL)
+    g_main_loop_quit (self->loop);
+}
+
+static void
+on_session_finished (MilterClientContext *context,
+                     gpointer             user_data)
+{
+  MilterClient *self = user_data;
+
+  /* 'K' starts another session on the same connection: keep it. */
+  if (!milter_client_context_is_finished (context))
+    return;
+  g_signal_handlers_disconnect_by_func (context, on_session_finished, self);
+  g_ptr_array_remove_fast (self->sessions, context);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_PROCESSING_SESSIONS]);
+  update_accepting (self);
+  quit_if_done (self);
+}
+
+/* ---- GObject -------------------------------------------------------------- */
+
+static void
+milter_client_dispose (GObject *object)
+{
+  MilterClient *self = MILTER_CLIENT (object);
+
+  if (self->backoff_id != 0)
+    {
+      GSource *source = g_main_context_find_source_by_id (self->main_context, self->backoff_id);
+
+      if (source != NULL)
+        g_source_destroy (source);
+      self->backoff_id = 0;
+    }
+  if (self->grace_id != 0)
+    {
+      GSource *source = g_main_context_find_source_by_id (self->main_context, self->grace_id);
+
+      if (source != NULL)
+        g_source_destroy (source);
+      self->grace_id = 0;
+    }
+  for (guint i = 0; i < self->sessions->len; i++)
+    g_signal_handlers_disconnect_by_func (g_ptr_array_index (self->sessions, i),
+                                          on_session_finished, self);
+  g_ptr_array_set_size (self->sessions, 0);
+  g_ptr_array_set_size (self->listeners, 0);
+  g_clear_pointer (&self->workers, milter_workers_free);
+
+  G_OBJECT_CLASS (milter_client_parent_class)->dispose (object);
+}
+
+static void
+milter_client_finalize (GObject *object)
+{
+  MilterClient *self = MILTER_CLIENT (object);
+
+  g_ptr_array_unref (self->specs);
+  g_ptr_array_unref (self->addresses);
+  g_ptr_array_unref (self->extra_sockets);
+  g_ptr_array_unref (self->listeners);
+  g_ptr_array_unref (self->sessions);
+  g_free (self->unix_socket_group);
+  g_free (self->user);
+  g_free (self->group);
+  g_free (self->pid_file);
+  g_strfreev (self->option_specs);
+  g_free (self->option_unix_socket_mode);
+  g_free (self->option_log_level);
+  g_free (self->option_unix_socket_group);
+  g_free (self->option_user);
+  g_free (self->option_group);
+  g_free (self->option_pid_file);
+  g_main_context_unref (self->main_context);
+
+  G_OBJECT_CLASS (milter_client_parent_class)->finalize (object);
+}
+
+static void
+set_string (MilterClient  *self,
+            gchar        **field,
+            const gchar   *value,
+            guint          prop_id)
+{
+  if (g_strcmp0 (*field, value) == 0)
+    return;
+  g_free (*field);
+  *field = g_strdup (value);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[prop_id]);
+}
+
+static void
+set_uint (MilterClient *self,
+          guint        *field,
+          guint         value,
+          guint         prop_id)
+{
+  if (*field == value)
+    return;
+  *field = value;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[prop_id]);
+}
+
+static void
+milter_client_get_property (GObject    *object,
+                            guint       prop_id,
+                            GValue     *value,
+                            GParamSpec *pspec)
+{
+  MilterClient *self = MILTER_CLIENT (object);
+
+  switch (prop_id)
+    {
+    case PROP_CONNECTION_SPEC:
+      g_value_set_string (value, milter_client_get_connection_spec (self));
+      break;
+    case PROP_TIMEOUT:
+      g_value_set_uint (value, self->timeout);
+      break;
+    case PROP_PACKET_BUFFER_SIZE:
+      g_value_set_uint (value, self->packet_buffer_size);
+      break;
+    case PROP_USE_BYTES:
+      g_value_set_boolean (value, self->use_bytes);
+      break;
+    case PROP_MAX_PACKET_LENGTH:
+      g_value_set_uint (value, self->max_packet_length);
+      break;
+    case PROP_MAX_HEADERS:
+      g_value_set_uint (value, self->max_headers);
+      break;
+    case PROP_MAX_MACROS:
+      g_value_set_uint (value, self->max_macros);
+      break;
+    case PROP_MAX_CONNECTIONS:
+      g_value_set_uint (value, self->max_connections);
+      break;
+    case PROP_N_WORKERS:
+      g_value_set_uint (value, self->n_workers);
+      break;
+    case PROP_WORKER_ID:
+      g_value_set_uint (value, self->worker_id);
+      break;
+    case PROP_UNIX_SOCKET_MODE:
+      g_value_set_uint (value, self->unix_socket_mode);
+      break;
+    case PROP_UNIX_SOCKET_GROUP:
+      g_value_set_string (value, self->unix_socket_group);
+      break;
+    case PROP_REMOVE_UNIX_SOCKET_ON_CLOSE:
+      g_value_set_boolean (value, self->remove_unix_socket_on_close);
+      break;
+    case PROP_SHUTDOWN_GRACE_PERIOD:
+      g_value_set_uint (value, self->shutdown_grace_period);
+      break;
+    case PROP_LISTEN_BACKLOG:
+      g_value_set_int (value, self->listen_backlog);
+      break;
+    case PROP_USER:
+      g_value_set_string (value, self->user);
+      break;
+    case PROP_GROUP:
+      g_value_set_string (value, self->group);
+      break;
+    case PROP_DAEMON:
+      g_value_set_boolean (value, self->daemon);
+      break;
+    case PROP_PID_FILE:
+      g_value_set_string (value, self->pid_file);
+      break;
+    case PROP_N_PROCESSING_SESSIONS:
+      g_value_set_uint (value, self->sessions->len);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+milter_client_set_property (GObject      *object,
+                            guint         prop_id,
+                            const GValue *value,
+                            GParamSpec   *pspec)
+{
+  MilterClient *self = MILTER_CLIENT (object);
+  g_autoptr(GError) error = NULL;
+
+  switch (prop_id)
+    {
+    case PROP_CONNECTION_SPEC:
+      if (g_value_get_string (value) != NULL &&
+          !milter_client_set_connection_spec (self, g_value_get_string (value), &error))
+        g_warning ("%s", error->message);
+      break;
+    case PROP_TIMEOUT:
+      set_uint (self, &self->timeout, g_value_get_uint (value), prop_id);
+      break;
+    case PROP_PACKET_BUFFER_SIZE:
+      set_uint (self, &self->packet_buffer_size, g_value_get_uint (value), prop_id);
+      break;
+    case PROP_USE_BYTES:
+      self->use_bytes = g_value_get_boolean (value);
+      break;
+    case PROP_MAX_PACKET_LENGTH:
+      set_uint (self, &self->max_packet_length, g_value_get_uint (value), prop_id);
+      break;
+    case PROP_MAX_HEADERS:
+      set_uint (self, &self->max_headers, g_value_get_uint (value), prop_id);
+      break;
+    case PROP_MAX_MACROS:
+      set_uint (self, &self->max_macros, g_value_get_uint (value), prop_id);
+      break;
+    case PROP_MAX_CONNECTIONS:
+      set_uint (self, &self->max_connections, g_value_get_uint (value), prop_id);
+      update_accepting (self);
+      break;
+    case PROP_N_WORKERS:
+      set_uint (self, &self->n_workers, g_value_get_uint (value), prop_id);
+      break;
+    case PROP_UNIX_SOCKET_MODE:
+      set_uint (self, &self->unix_socket_mode, g_value_get_uint (value) & 07777, prop_id);
+      break;
+    case PROP_UNIX_SOCKET_GROUP:
+      set_string (self, &self->unix_socket_group, g_value_get_string (value), prop_id);
+      break;
+    case PROP_REMOVE_UNIX_SOCKET_ON_CLOSE:
+      self->remove_unix_socket_on_close = g_value_get_boolean (value);
+      break;
+    case PROP_SHUTDOWN_GRACE_PERIOD:
+      set_uint (self, &self->shutdown_grace_period, g_value_get_uint (value), prop_id);
+      break;
+    case PROP_LISTEN_BACKLOG:
+      self->listen_backlog = g_value_get_int (value);
+      break;
+    case PROP_USER:
+      set_string (self, &self->user, g_value_get_string (value), prop_id);
+      break;
+    case PROP_GROUP:
+      set_string (self, &self->group, g_value_get_string (value), prop_id);
+      break;
+    case PROP_DAEMON:
+      self->daemon = g_value_get_boolean (value);
+      break;
+    case PROP_PID_FILE:
+      set_string (self, &self->pid_file, g_value_get_string (value), prop_id);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+install_properties (GObjectClass *object_class)
+{
+  GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY;
+
+  /**
+   * MilterClient:connection-spec:
+   *
+   * The first connection spec to listen on, such as
+   * `inet:10025@127.0.0.1` or `unix:/run/milter.sock`. Setting it replaces
+   * all specs; an invalid one is logged and ignored (use
+   * milter_client_set_connection_spec() to get the error).
+   *
+   * Since: 1.0
+   */
+  properties[PROP_CONNECTION_SPEC] =
+    g_param_spec_string ("connection-spec", "Connection spec", "Where to listen", NULL, rw);
+
+  /**
+   * MilterClient:timeout:
+   *
+   * The #MilterClientContext:timeout of new sessions, in seconds.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_TIMEOUT] =
+    g_param_spec_uint ("timeout", "Timeout", "Seconds of MTA silence before a session ends",
+                       0, G_MAXUINT, MILTER_CLIENT_CONTEXT_DEFAULT_TIMEOUT, rw);
+
+  /**
+   * MilterClient:packet-buffer-size:
+   *
+   * The #MilterClientContext:packet-buffer-size of new sessions.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_PACKET_BUFFER_SIZE] =
+    g_param_spec_uint ("packet-buffer-size", "Packet buffer size",
+                       "Bytes of modifications to hold before writing", 0, G_MAXUINT, 0, rw);
+
+  /**
+   * MilterClient:use-bytes:
+   *
+   * The #MilterClientContext:use-bytes of new sessions.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_USE_BYTES] =
+    g_param_spec_boolean ("use-bytes", "Use bytes", "Whether only the GBytes chunk signals are emitted",
+                          FALSE, rw);
+
+  /**
+   * MilterClient:max-packet-length:
+   *
+   * The #MilterClientContext:max-packet-length of new sessions.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MAX_PACKET_LENGTH] =
+    g_param_spec_uint ("max-packet-length", "Maximum packet length", "The longest packet accepted",
+                       1, G_MAXUINT32, MILTER_DECODER_DEFAULT_MAX_PACKET_LENGTH, rw);
+
+  /**
+   * MilterClient:max-headers:
+   *
+   * The #MilterClientContext:max-headers of new sessions.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MAX_HEADERS] =
+    g_param_spec_uint ("max-headers", "Maximum headers", "The most headers one message may have",
+                       0, G_MAXUINT, 10000, rw);
+
+  /**
+   * MilterClient:max-macros:
+   *
+   * The #MilterClientContext:max-macros of new sessions.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MAX_MACROS] =
+    g_param_spec_uint ("max-macros", "Maximum macros", "The most macros in one packet",
+                       0, G_MAXUINT, MILTER_DECODER_DEFAULT_MAX_MACROS, rw);
+
+  /**
+   * MilterClient:max-connections:
+   *
+   * The most sessions served at once (0: no limit). At the limit the
+   * client stops accepting; the kernel's backlog holds new connections
+   * until a session finishes.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MAX_CONNECTIONS] =
+    g_param_spec_uint ("max-connections", "Maximum connections", "The most sessions at once",
+                       0, G_MAXUINT, 0, rw);
+
+  /**
+   * MilterClient:n-workers:
+   *
+   * The number of worker processes milter_client_run() forks to share the
+   * listening sockets (0: serve in this process).
+   *
+   * Since: 1.0
+   */
+  properties[PROP_N_WORKERS] =
+    g_param_spec_uint ("n-workers", "Workers", "Worker processes to fork", 0, 1024, 0, rw);
+
+  /**
+   * MilterClient:worker-id:
+   *
+   * Which worker this process is: 1 to #MilterClient:n-workers in a
+   * worker, 0 in the parent or without workers.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_WORKER_ID] =
+    g_param_spec_uint ("worker-id", "Worker ID", "Which worker this process is", 0, G_MAXUINT, 0,
+                       G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * MilterClient:unix-socket-mode:
+   *
+   * The permissions of unix sockets the client creates (default 0660),
+   * in force before the first connection can be made.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_UNIX_SOCKET_MODE] =
+    g_param_spec_uint ("unix-socket-mode", "Unix socket mode", "Permissions of unix sockets",
+                       0, 07777, DEFAULT_UNIX_SOCKET_MODE, rw);
+
+  /**
+   * MilterClient:unix-socket-group:
+   *
+   * The group (name or number) of unix sockets the client creates, such
+   * as the MTA's group; %NULL keeps the process's group.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_UNIX_SOCKET_GROUP] =
+    g_param_spec_string ("unix-socket-group", "Unix socket group", "Group of unix sockets", NULL, rw);
+
+  /**
+   * MilterClient:remove-unix-socket-on-close:
+   *
+   * Whether unix socket files the client created are removed when it
+   * stops listening.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_REMOVE_UNIX_SOCKET_ON_CLOSE] =
+    g_param_spec_boolean ("remove-unix-socket-on-close", "Remove unix socket on close",
+                          "Whether socket files are removed on shutdown", TRUE, rw);
+
+  /**
+   * MilterClient:shutdown-grace-period:
+   *
+   * Seconds milter_client_shutdown() lets sessions in progress finish
+   * before closing them.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_SHUTDOWN_GRACE_PERIOD] =
+    g_param_spec_uint ("shutdown-grace-period", "Shutdown grace period",
+                       "Seconds to let sessions finish on shutdown", 0, G_MAXUINT,
+                       DEFAULT_GRACE_PERIOD, rw);
+
+  /**
+   * MilterClient:listen-backlog:
+   *
+   * The listen() backlog of the sockets the client binds.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_LISTEN_BACKLOG] =
+    g_param_spec_int ("listen-backlog", "Listen backlog", "The listen() backlog", 1, G_MAXINT,
+                      SOMAXCONN, rw);
+
+  /**
+   * MilterClient:user:
+   *
+   * The user milter_client_run() switches to after binding (name or
+   * number); %NULL stays.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_USER] =
+    g_param_spec_string ("user", "User", "User to run as after binding", NULL, rw);
+
+  /**
+   * MilterClient:group:
+   *
+   * The group milter_client_run() switches to after binding; %NULL takes
+   * the #MilterClient:user's group.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_GROUP] =
+    g_param_spec_string ("group", "Group", "Group to run as after binding", NULL, rw);
+
+  /**
+   * MilterClient:daemon:
+   *
+   * Whether milter_client_run() detaches from the terminal after binding.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_DAEMON] =
+    g_param_spec_boolean ("daemon", "Daemon", "Whether to detach from the terminal", FALSE, rw);
+
+  /**
+   * MilterClient:pid-file:
+   *
+   * Where milter_client_run() writes the process ID (after dropping
+   * privileges); removed on exit.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_PID_FILE] =
+    g_param_spec_string ("pid-file", "PID file", "Where to write the process ID", NULL, rw);
+
+  /**
+   * MilterClient:n-processing-sessions:
+   *
+   * The number of sessions in progress.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_N_PROCESSING_SESSIONS] =
+    g_param_spec_uint ("n-processing-sessions", "Processing sessions", "Sessions in progress",
+                       0, G_MAXUINT, 0, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+static void
+milter_client_class_init (MilterClientClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = milter_client_dispose;
+  object_class->finalize = milter_client_finalize;
+  object_class->get_property = milter_client_get_property;
+  object_class->set_property = milter_client_set_property;
+
+  install_properties (object_class);
+
+  /**
+   * MilterClient::connection-established:
+   * @client: the client
+   * @context: the new session
+   *
+   * An MTA connected. Emitted before anything of the connection is
+   * handled: connect @context's signals here. The client keeps @context
+   * until it finishes.
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_CONNECTION_ESTABLISHED] =
+    g_signal_new ("connection-established", MILTER_TYPE_CLIENT, G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                  NULL, G_TYPE_NONE, 1, MILTER_TYPE_CLIENT_CONTEXT);
+
+  /**
+   * MilterClient::listen-started:
+   * @client: the client
+   * @address: where the client listens (with the real port if the spec
+   *   asked for port 0)
+   *
+   * The client listens on @address.
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_LISTEN_STARTED] =
+    g_signal_new ("listen-started", MILTER_TYPE_CLIENT, G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                  NULL, G_TYPE_NONE, 1, G_TYPE_SOCKET_ADDRESS);
+
+  /**
+   * MilterClient::error:
+   * @client: the client
+   * @error: what went wrong
+   *
+   * Something went wrong outside any session.
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_ERROR] =
+    g_signal_new ("error", MILTER_TYPE_CLIENT, G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                  NULL, G_TYPE_NONE, 1, G_TYPE_ERROR);
+}
+
+static void
+milter_client_init (MilterClient *self)
+{
+  self->main_context = g_main_context_ref_thread_default ();
+  self->specs = g_ptr_array_new_with_free_func (g_free);
+  self->addresses = g_ptr_array_new_with_free_func (g_object_unref);
+  self->extra_sockets = g_ptr_array_new_with_free_func (g_object_unref);
+  self->listeners = g_ptr_array_new_with_free_func (listener_free);
+  self->sessions = g_ptr_array_new_with_free_func (g_object_unref);
+  self->timeout = MILTER_CLIENT_CONTEXT_DEFAULT_TIMEOUT;
+  self->max_packet_length = MILTER_DECODER_DEFAULT_MAX_PACKET_LENGTH;
+  self->max_headers = 10000;
+  self->max_macros = MILTER_DECODER_DEFAULT_MAX_MACROS;
+  self->unix_socket_mode = DEFAULT_UNIX_SOCKET_MODE;
+  self->remove_unix_socket_on_close = TRUE;
+  self->shutdown_grace_period = DEFAULT_GRACE_PERIOD;
+  self->listen_backlog = SOMAXCONN;
+  self->option_timeout = -1;
+  self->option_n_workers = -1;
+  self->option_max_connections = -1;
+}
+
+/* ---- public API ----------------------------------------------------- */
+
+/**
+ * milter_client_new:
+ *
+ * Creates a client. It serves from the thread-default #GMainContext of
+ * the thread that creates it.
+ *
+ * Returns: (transfer full): a new #MilterClient
+ *
+ * Since: 1.0
+ */
+MilterClient *
+milter_client_new (void)
+{
+  return g_object_new (MILTER_TYPE_CLIENT, NULL);
+}
+
+/**
+ * milter_client_set_connection_spec:
+ * @client: a #MilterClient
+ * @spec: a connection spec such as `inet:10025@127.0.0.1` or
+ *   `unix:/run/milter.sock`
+ * @error: return location for a #GError, or %NULL
+ *
+ * Sets where to listen, replacing earlier specs (smfi_setconn).
+ *
+ * Returns: %TRUE if @spec is valid; %FALSE with a
+ *   %MILTER_CONNECTION_SPEC_ERROR
+ *
+ * Since: 1.0
+ */
+static gboolean
+check_not_listening (MilterClient  *self,
+                     GError       **error)
+{
+  if (!self->listening)
+    return TRUE;
+  g_set_error_literal (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_STATE,
+                       "The client is already listening");
+  return FALSE;
+}
+
+static void
+add_spec (MilterClient   *self,
+          const gchar    *spec,
+          GSocketAddress *address)
+{
+  g_ptr_array_add (self->specs, g_strdup (spec));
+  g_ptr_array_add (self->addresses, address);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CONNECTION_SPEC]);
+}
+
+gboolean
+milter_client_set_connection_spec (MilterClient  *client,
+                                   const gchar   *spec,
+                                   GError       **error)
+{
+  GSocketAddress *address;
+
+  g_return_val_if_fail (MILTER_IS_CLIENT (client), FALSE);
+  g_return_val_if_fail (spec != NULL, FALSE);
+
+  if (!check_not_listening (client, error))
+    return FALSE;
+  address = milter_connection_spec_parse (spec, error);
+  if (address == NULL)
+    return FALSE;
+  g_ptr_array_set_size (client->specs, 0);
+  g_ptr_array_set_size (client->addresses, 0);
+  add_spec (client, spec, address);
+  return TRUE;
+}
+
+/**
+ * milter_client_add_connection_spec:
+ * @client: a #MilterClient
+ * @spec: a connection spec
+ * @error: return location for a #GError, or %NULL
+ *
+ * Adds another place to listen.
+ *
+ * Returns: %TRUE if @spec is valid; %FALSE with a
+ *   %MILTER_CONNECTION_SPEC_ERROR
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_add_connection_spec (MilterClient  *client,
+                                   const gchar   *spec,
+                                   GError       **error)
+{
+  GSocketAddress *address;
+
+  g_return_val_if_fail (MILTER_IS_CLIENT (client), FALSE);
+  g_return_val_if_fail (spec != NULL, FALSE);
+
+  if (!check_not_listening (client, error))
+    return FALSE;
+  address = milter_connection_spec_parse (spec, error);
+  if (address == NULL)
+    return FALSE;
+  add_spec (client, spec, address);
+  return TRUE;
+}
+
+/**
+ * milter_client_get_connection_spec:
+ * @client: a #MilterClient
+ *
+ * Gets the first connection spec.
+ *
+ * Returns: (nullable): the spec, or %NULL if none was set
+ *
+ * Since: 1.0
+ */
+const gchar *
+milter_client_get_connection_spec (MilterClient *client)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT (client), NULL);
+
+  return client->specs->len > 0 ? g_ptr_array_index (client->specs, 0) : NULL;
+}
+
+/**
+ * milter_client_add_listening_socket:
+ * @client: a #MilterClient
+ * @socket: a bound, listening stream socket (for example one passed by a
+ *   service manager)
+ * @error: return location for a #GError, or %NULL
+ *
+ * Serves connections from @socket too. Sockets passed by systemd socket
+ * activation (`LISTEN_FDS`) are used automatically when no spec is set.
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_add_listening_socket (MilterClient  *client,
+                                    GSocket       *socket,
+                                    GError       **error)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT (client), FALSE);
+  g_return_val_if_fail (G_IS_SOCKET (socket), FALSE);
+
+  if (!check_not_listening (client, error))
+    return FALSE;
+  g_ptr_array_add (client->extra_sockets, g_object_ref (socket));
+  return TRUE;
+}
+
+/**
+ * milter_client_listen:
+ * @client: a #MilterClient
+ * @error: return location for a #GError, or %NULL
+ *
+ * Binds every connection spec (or, without one, the sockets of systemd
+ * socket activation, or %MILTER_CLIENT_DEFAULT_CONNECTION_SPEC) and starts
+ * accepting connections in the client's main context. Returns at once:
+ * the application runs its main loop.
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_listen (MilterClient  *client,
+                      GError       **error)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT (client), FALSE);
+
+  if (!check_not_listening (client, error))
+    return FALSE;
+  ignore_sigpipe ();
+  if (!open_listeners (client, error))
+    return FALSE;
+  client->listening = TRUE;
+  client->shutting_down = FALSE;
+  update_accepting (client);
+  return TRUE;
+}
+
+/**
+ * milter_client_get_listen_addresses:
+ * @client: a #MilterClient
+ *
+ * Gets where the client listens, with real ports for specs that asked for
+ * port 0.
+ *
+ * Returns: (transfer full) (element-type GSocketAddress): the addresses
+ *
+ * Since: 1.0
+ */
+GList *
+milter_client_get_listen_addresses (MilterClient *client)
+{
+  GList *addresses = NULL;
+
+  g_return_val_if_fail (MILTER_IS_CLIENT (client), NULL);
+
+  for (guint i = 0; i < client->listeners->len; i++)
+    {
+      Listener *listener = g_ptr_array_index (client->listeners, i);
+
+      if (listener->address != NULL)
+        addresses = g_list_append (addresses, g_object_ref (listener->address));
+    }
+  return addresses;
+}
+
+/**
+ * milter_client_handle_stream:
+ * @client: a #MilterClient
+ * @stream: a connection to an MTA; its streams must be pollable
+ * @error: return location for a #GError, or %NULL
+ *
+ * Serves an already connected stream: for tests, socket activation per
+ * connection, or custom transports. Emits
+ * #MilterClient::connection-established first.
+ *
+ * Returns: (transfer none) (nullable): the session's context, or %NULL
+ *   with @error set
+ *
+ * Since: 1.0
+ */
+MilterClientContext *
+milter_client_handle_stream (MilterClient  *client,
+                             GIOStream     *stream,
+                             GError       **error)
+{
+  MilterClientContext *context;
+
+  g_return_val_if_fail (MILTER_IS_CLIENT (client), NULL);
+  g_return_val_if_fail (G_IS_IO_STREAM (stream), NULL);
+
+  ignore_sigpipe ();
+  context = milter_client_context_new (client);
+  g_object_set (context,
+                "timeout", client->timeout,
+                "packet-buffer-size", client->packet_buffer_size,
+                "use-bytes", client->use_bytes,
+                "max-packet-length", client->max_packet_length,
+                "max-headers", client->max_headers,
+                "max-macros", client->max_macros,
+                NULL);
+  g_ptr_array_add (client->sessions, context);
+  g_signal_connect (context, "finished", G_CALLBACK (on_session_finished), client);
+  g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_N_PROCESSING_SESSIONS]);
+  g_signal_emit (client, signals[SIGNAL_CONNECTION_ESTABLISHED], 0, context);
+
+  if (!milter_client_context_start (context, stream, error))
+    {
+      g_signal_handlers_disconnect_by_func (context, on_session_finished, client);
+      g_ptr_array_remove_fast (client->sessions, context);
+      g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_N_PROCESSING_SESSIONS]);
+      return NULL;
+    }
+  return context;
+}
+
+/**
+ * milter_client_get_n_processing_sessions:
+ * @client: a #MilterClient
+ *
+ * Gets the number of sessions in progress.
+ *
+ * Returns: the number of sessions
+ *
+ * Since: 1.0
+ */
+guint
+milter_client_get_n_processing_sessions (MilterClient *client)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT (client), 0);
+
+  return client->sessions->len;
+}
+
+/**
+ * milter_client_get_worker_id:
+ * @client: a #MilterClient
+ *
+ * Gets #MilterClient:worker-id.
+ *
+ * Returns: the worker number, or 0 outside a worker
+ *
+ * Since: 1.0
+ */
+guint
+milter_client_get_worker_id (MilterClient *client)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT (client), 0);
+
+  return client->worker_id;
+}
+
+static gboolean
+on_workers_stopped (gpointer user_data)
+{
+  quit_if_done (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+/**
+ * milter_client_shutdown:
+ * @client: a #MilterClient
+ *
+ * Stops accepting (removing the unix socket files it created), lets the
+ * sessions in progress finish for up to
+ * #MilterClient:shutdown-grace-period seconds, then ends the rest
+ * (#MilterClientContext::finished is emitted for each) and makes
+ * milter_client_run() return. With workers, the workers are stopped the
+ * same way.
+ *
+ * Since: 1.0
+ */
+void
+milter_client_shutdown (MilterClient *client)
+{
+  g_return_if_fail (MILTER_IS_CLIENT (client));
+
+  if (client->shutting_down)
+    return;
+  client->shutting_down = TRUE;
+  g_ptr_array_set_size (client->listeners, 0);
+  client->listening = FALSE;
+
+  if (client->workers != NULL)
+    milter_workers_stop (client->workers, on_workers_stopped, client);
+  if (client->sessions->len > 0)
+    {
+      GSource *source = g_timeout_source_new_seconds (client->shutdown_grace_period);
+
+      g_source_set_callback (source, on_grace_period_over, client, NULL);
+      client->grace_id = g_source_attach (source, client->main_context);
+      g_source_unref (source);
+    }
+  quit_if_done (client);
+}
+
+/* ---- run, workers, daemon -------------------------------------------- */
+
+static gboolean
+on_terminate (gpointer user_data)
+{
+  milter_client_shutdown (user_data);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_hangup (gpointer user_data)
+{
+  MilterClient *self = user_data;
+
+  if (self->workers != NULL)
+    milter_workers_kill (self->workers, SIGHUP);
+  return G_SOURCE_CONTINUE;
+}
+
+static guint
+add_signal_source (MilterClient *self,
+                   int           signum,
+                   GSourceFunc   func)
+{
+  GSource *source = g_unix_signal_source_new (signum);
+  guint id;
+
+  g_source_set_callback (source, func, self, NULL);
+  id = g_source_attach (source, self->main_context);
+  g_source_unref (source);
+  return id;
+}
+
+static void
+run_loop (MilterClient *self)
+{
+  guint ids[3];
+
+  ids[0] = add_signal_source (self, SIGTERM, on_terminate);
+  ids[1] = add_signal_source (self, SIGINT, on_terminate);
+  ids[2] = add_signal_source (self, SIGHUP, on_hangup);
+  self->loop = g_main_loop_new (self->main_context, FALSE);
+  if (!self->shutting_down)
+    g_main_loop_run (self->loop);
+  g_clear_pointer (&self->loop, g_main_loop_unref);
+  for (guint i = 0; i < G_N_ELEMENTS (ids); i++)
+    {
+      GSource *source = g_main_context_find_source_by_id (self->main_context, ids[i]);
+
+      if (source != NULL)
+        g_source_destroy (source);
+    }
+}
+
+/* In a new worker process: serve from the shared sockets until told to
+ * stop. The parent's sources stay in the old main context, never run. */
+static int
+run_worker (guint    worker_id,
+            gpointer user_data)
+{
+  MilterClient *self = user_data;
+  GMainContext *context = g_main_context_new ();
+
+  g_main_context_push_thread_default (context);
+  g_main_context_unref (self->main_context);
+  self->main_context = context;
+  self->worker_id = worker_id;
+  g_clear_pointer (&self->workers, milter_workers_free);
+  self->pid_file_written = FALSE;
+  /* The socket files belong to the parent. */
+  for (guint i = 0; i < self->listeners->len; i++)
+    g_clear_pointer (&((Listener *) g_ptr_array_index (self->listeners, i))->unix_path, g_free);
+  update_accepting (self);
+  run_loop (self);
+  return 0;
+}
+
+static gboolean
+become_service (MilterClient  *self,
+                GError       **error)
+{
+  if (self->daemon && !milter_daemon_detach (error))
+    return FALSE;
+  if (!milter_daemon_drop_privileges (self->user, self->group, error))
+    return FALSE;
+  if (self->pid_file != NULL)
+    {
+      if (!milter_daemon_write_pid_file (self->pid_file, error))
+        return FALSE;
+      self->pid_file_written = TRUE;
+    }
+  return TRUE;
+}
+
+/**
+ * milter_client_run:
+ * @client: a #MilterClient
+ * @error: return location for a #GError, or %NULL
+ *
+ * Listens (if milter_client_listen() was not called), then runs the main
+ * loop until milter_client_shutdown() or SIGTERM/SIGINT. Before serving it
+ * detaches (#MilterClient:daemon), drops privileges (#MilterClient:user,
+ * #MilterClient:group), writes the #MilterClient:pid-file, and forks
+ * #MilterClient:n-workers workers, restarting any that dies; SIGHUP is
+ * passed on to them.
+ *
+ * Returns: %TRUE when the client stopped normally
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_run (MilterClient  *client,
+                   GError       **error)
+{
+  gboolean ok = TRUE;
+
+  g_return_val_if_fail (MILTER_IS_CLIENT (client), FALSE);
+
+  if (client->n_workers > 0 && !client->listening)
+    {
+      /* Bind only: the workers accept, not the parent. */
+      ignore_sigpipe ();
+      if (!open_listeners (client, error))
+        return FALSE;
+      client->listening = TRUE;
+    }
+  else if (!client->listening && !milter_client_listen (client, error))
+    {
+      return FALSE;
+    }
+  if (!become_service (client, error))
+    {
+      milter_client_shutdown (client);
+      return FALSE;
+    }
+  if (client->n_workers > 0)
+    {
+      client->workers = milter_workers_new (client->n_workers, run_worker, client, client->main_context);
+      update_accepting (client);
+      if (!milter_workers_start (client->workers, error))
+        ok = FALSE;
+    }
+  if (ok)
+    run_loop (client);
+  if (client->pid_file_written)
+    milter_daemon_remove_pid_file (client->pid_file);
+  g_ptr_array_set_size (client->listeners, 0);
+  client->listening = FALSE;
+  g_clear_pointer (&client->workers, milter_workers_free);
+  return ok;
+}
+
+/* ---- options ---------------------------------------------------------- */
+
+static GLogLevelFlags log_threshold = G_LOG_LEVEL_MESSAGE;
+static gboolean writer_installed;
+
+static GLogWriterOutput
+filtered_writer (GLogLevelFlags   level,
+                 const GLogField *fields,
+                 gsize            n_fields,
+                 gpointer         user_data)
+{
+  /* Lower flag values are more severe. */
+  if ((level & G_LOG_LEVEL_MASK) > log_threshold)
+    return G_LOG_WRITER_HANDLED;
+  return g_log_writer_default (level, fields, n_fields, user_data);
+}
+
+static gboolean
+apply_log_level (const gchar  *name,
+                 GError      **error)
+{
+  static const struct { const gchar *name; GLogLevelFlags level; } levels[] = {
+    { "error", G_LOG_LEVEL_CRITICAL },
+    { "warning", G_LOG_LEVEL_WARNING },
+    { "message", G_LOG_LEVEL_MESSAGE },
+    { "info", G_LOG_LEVEL_INFO },
+    { "debug", G_LOG_LEVEL_DEBUG },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (levels); i++)
+    if (g_ascii_strcasecmp (name, levels[i].name) == 0)
+      {
+        log_threshold = levels[i].level;
+        /* g_log_writer_default hides info and debug unless told. */
+        if (log_threshold >= G_LOG_LEVEL_INFO)
+          g_log_set_debug_enabled (TRUE);
+        /* A process can set its writer only once. */
+        if (!writer_installed)
+          g_log_set_writer_func (filtered_writer, NULL, NULL);
+        writer_installed = TRUE;
+        return TRUE;
+      }
+  g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+               "Unknown log level “%s” (error, warning, message, info, debug)", name);
+  return FALSE;
+}
+
+/**
+ * milter_client_apply_options:
+ * @client: a #MilterClient
+ * @error: return location for a #GError, or %NULL
+ *
+ * Applies what the options of milter_client_get_option_group() parsed to
+ * the client's properties. The group does this itself after parsing;
+ * call it only to re-apply.
+ *
+ * Returns: %TRUE if every option value was valid
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_apply_options (MilterClient  *client,
+                             GError       **error)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT (client), FALSE);
+
+  if (client->option_specs != NULL)
+    {
+      g_ptr_array_set_size (client->specs, 0);
+      g_ptr_array_set_size (client->addresses, 0);
+      for (guint i = 0; client->option_specs[i] != NULL; i++)
+        if (!milter_client_add_connection_spec (client, client->option_specs[i], error))
+          return FALSE;
+    }
+  if (client->option_unix_socket_mode != NULL)
+    {
+      guint64 mode;
+
+      if (!g_ascii_string_to_unsigned (client->option_unix_socket_mode, 8, 0, 07777, &mode, NULL))
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       "Invalid unix socket mode “%s” (octal, e.g. 0660)",
+                       client->option_unix_socket_mode);
+          return FALSE;
+        }
+      g_object_set (client, "unix-socket-mode", (guint) mode, NULL);
+    }
+  if (client->option_timeout >= 0)
+    g_object_set (client, "timeout", (guint) client->option_timeout, NULL);
+  if (client->option_n_workers >= 0)
+    g_object_set (client, "n-workers", (guint) client->option_n_workers, NULL);
+  if (client->option_max_connections >= 0)
+    g_object_set (client, "max-connections", (guint) client->option_max_connections, NULL);
+  if (client->option_unix_socket_group != NULL)
+    g_object_set (client, "unix-socket-group", client->option_unix_socket_group, NULL);
+  if (client->option_user != NULL)
+    g_object_set (client, "user", client->option_user, NULL);
+  if (client->option_group != NULL)
+    g_object_set (client, "group", client->option_group, NULL);
+  if (client->option_pid_file != NULL)
+    g_object_set (client, "pid-file", client->option_pid_file, NULL);
+  if (client->option_daemon)
+    g_object_set (client, "daemon", TRUE, NULL);
+  if (client->option_log_level != NULL && !apply_log_level (client->option_log_level, error))
+    return FALSE;
+  return TRUE;
+}
+
+static gboolean
+post_parse (GOptionContext  *context,
+            GOptionGroup    *group,
+            gpointer         user_data,
+            GError         **error)
+{
+  return milter_client_apply_options (user_data, error);
+}
+
+/**
+ * milter_client_get_option_group:
+ * @client: a #MilterClient
+ *
+ * Creates the command-line options of a milter program, applied to
+ * @client when parsing succeeds: `-s/--connection-spec` (repeatable),
+ * `--timeout`, `--n-workers`, `--max-connections`, `--unix-socket-mode`,
+ * `--unix-socket-group`, `--user`, `--group`, `--daemon`, `--pid-file`
+ * and `--log-level`.
+ *
+ * Returns: (transfer full): a #GOptionGroup to add to a #GOptionContext
+ *
+ * Since: 1.0
+ */
+GOptionGroup *
+milter_client_get_option_group (MilterClient *client)
+{
+  GOptionEntry entries[] = {
+    { "connection-spec", 's', 0, G_OPTION_ARG_STRING_ARRAY, &client->option_specs,
+      "Where to listen: unix:PATH, inet:PORT[@HOST] or inet6:PORT[@HOST] "
+      "(default: systemd's sockets, or " MILTER_CLIENT_DEFAULT_CONNECTION_SPEC ")", "SPEC" },
+    { "timeout", 0, 0, G_OPTION_ARG_INT, &client->option_timeout,
+      "Seconds of MTA silence before a session ends (default 7210)", "SECONDS" },
+    { "n-workers", 0, 0, G_OPTION_ARG_INT, &client->option_n_workers,
+      "Worker processes to fork (default 0)", "N" },
+    { "max-connections", 0, 0, G_OPTION_ARG_INT, &client->option_max_connections,
+      "The most sessions at once (default 0: no limit)", "N" },
+    { "unix-socket-mode", 0, 0, G_OPTION_ARG_STRING, &client->option_unix_socket_mode,
+      "Permissions of the unix socket (default 0660)", "MODE" },
+    { "unix-socket-group", 0, 0, G_OPTION_ARG_STRING, &client->option_unix_socket_group,
+      "Group of the unix socket", "GROUP" },
+    { "user", 0, 0, G_OPTION_ARG_STRING, &client->option_user,
+      "Run as USER after binding", "USER" },
+    { "group", 0, 0, G_OPTION_ARG_STRING, &client->option_group,
+      "Run as GROUP after binding", "GROUP" },
+    { "daemon", 0, 0, G_OPTION_ARG_NONE, &client->option_daemon,
+      "Detach from the terminal", NULL },
+    { "pid-file", 0, 0, G_OPTION_ARG_FILENAME, &client->option_pid_file,
+      "Write the process ID to FILE", "FILE" },
+    { "log-level", 0, 0, G_OPTION_ARG_STRING, &client->option_log_level,
+      "Log at LEVEL and above: error, warning, message, info, debug", "LEVEL" },
+    { NULL }
+  };
+  GOptionGroup *group;
+
+  g_return_val_if_fail (MILTER_IS_CLIENT (client), NULL);
+
+  group = g_option_group_new ("milter", "Milter options:", "Show the milter options",
+                              g_object_ref (client), g_object_unref);
+  g_option_group_add_entries (group, entries);
+  g_option_group_set_parse_hooks (group, NULL, post_parse);
+  return group;
+}

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+/* Process-level helpers for running a milter as a service. */
+
+/* Forks; the parent exits with status 0 and the child continues in a
+ * new session with its standard streams on /dev/null. */
+gboolean milter_daemon_detach (GError **error);
+
+/* Writes the PID through a temporary file and a rename, so readers never
+ * see a partial file. */
+gboolean milter_daemon_write_pid_file (const gchar  *path,
+                                       GError      **error);
+void milter_daemon_remove_pid_file (const gchar *path);
+
+/* Switches to @user (and its primary group, or @group) for good, and
+ * checks that root cannot be regained. Either may be NULL. */
+gboolean milter_daemon_drop_privileges (const gchar  *user,
+                                        const gchar  *group,
+                                        GError      **error);
+
+/* Looks up a group by name or number. */
+gboolean milter_daemon_lookup_group (const gchar  *group,
+                                     gid_t        *gid,
+                                     GError      **error);
+
+/* The sockets systemd passed (LISTEN_PID, LISTEN_FDS, from fd 3), or an
+ * empty list without socket activation. The variables are then unset so
+ * children do not take them for theirs. */
+GList *milter_daemon_take_activation_sockets (GError **error);
+
+G_END_DECLS
