@@ -2792,6 +2792,26 @@ milter_client_context_get_client (MilterClientContext *context)
   return context->client;
 }
 
+/**
+ * milter_client_context_get_stream:
+ * @context: a #MilterClientContext
+ *
+ * Gets the connection to the MTA, for example to read a unix socket
+ * peer's credentials.
+ *
+ * Returns: (transfer none) (nullable): the stream given to
+ *   milter_client_context_start(), or %NULL before it or once closed
+ *
+ * Since: 1.0
+ */
+GIOStream *
+milter_client_context_get_stream (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
+
+  return context->stream;
+}
+
 /* ---- public API: replies --------------------------------------------- */
 
 /**

@@ -115,6 +115,8 @@ gboolean milter_client_context_feed (MilterClientContext  *context,
                                      GError              **error);
 MILTER_AVAILABLE_IN_ALL
 MilterClient *milter_client_context_get_client (MilterClientContext *context);
+MILTER_AVAILABLE_IN_ALL
+GIOStream *milter_client_context_get_stream (MilterClientContext *context);
 
 /* Replies */
 MILTER_AVAILABLE_IN_ALL

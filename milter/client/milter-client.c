@@ -37,8 +37,9 @@
  * #GMainContext and returns, for applications with their own main loop;
  * milter_client_run() is the blocking convenience for a filter program.
  * It also turns SIGTERM and SIGINT into a graceful
- * milter_client_shutdown(), and with #MilterClient:n-workers forks worker
- * processes that share the listening sockets.
+ * milter_client_shutdown(), and with #MilterClient:n-workers starts
+ * worker processes (the program itself, run again) that share the
+ * listening sockets.
  *
  * Programs add milter_client_get_option_group() to their #GOptionContext
  * to get the usual options: `--connection-spec`, `--timeout`,
@@ -186,6 +187,7 @@ enum {
   SIGNAL_CONNECTION_ESTABLISHED,
   SIGNAL_LISTEN_STARTED,
   SIGNAL_ERROR,
+  SIGNAL_RELOAD,
   N_SIGNALS
 };
 
@@ -929,8 +931,12 @@ install_properties (GObjectClass *object_class)
   /**
    * MilterClient:n-workers:
    *
-   * The number of worker processes milter_client_run() forks to share the
-   * listening sockets (0: serve in this process).
+   * The number of worker processes milter_client_run() starts to share the
+   * listening sockets (0: serve in this process). A worker is the program
+   * itself, started again with the same arguments: a program that creates
+   * its client and calls milter_client_run() from main() needs nothing
+   * more. In the worker, milter_client_run() serves from the sockets it
+   * inherited, ignoring the connection specs.
    *
    * Since: 1.0
    */
@@ -1118,6 +1124,20 @@ milter_client_class_init (MilterClientClass *klass)
   signals[SIGNAL_ERROR] =
     g_signal_new ("error", MILTER_TYPE_CLIENT, G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                   NULL, G_TYPE_NONE, 1, G_TYPE_ERROR);
+
+  /**
+   * MilterClient::reload:
+   * @client: the client
+   *
+   * milter_client_run() received SIGHUP: reopen log files, reread
+   * configuration. With workers, the parent passes SIGHUP on and each
+   * worker emits this.
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_RELOAD] =
+    g_signal_new ("reload", MILTER_TYPE_CLIENT, G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                  NULL, G_TYPE_NONE, 0);
 }
 
 static void
@@ -1474,7 +1494,7 @@ milter_client_shutdown (MilterClient *client)
     milter_workers_stop (client->workers, on_workers_stopped, client);
   if (client->sessions->len > 0)
     {
-      GSource *source = g_timeout_source_new_seconds (client->shutdown_grace_period);
+      GSource *source = g_timeout_source_new (client->shutdown_grace_period * 1000);
 
       g_source_set_callback (source, on_grace_period_over, client, NULL);
       client->grace_id = g_source_attach (source, client->main_context);
@@ -1499,6 +1519,8 @@ on_hangup (gpointer user_data)
 
   if (self->workers != NULL)
     milter_workers_kill (self->workers, SIGHUP);
+  else
+    g_signal_emit (self, signals[SIGNAL_RELOAD], 0);
   return G_SOURCE_CONTINUE;
 }
 
@@ -1537,27 +1559,36 @@ run_loop (MilterClient *self)
     }
 }
 
-/* In a new worker process: serve from the shared sockets until told to
- * stop. The parent's sources stay in the old main context, never run. */
-static int
-run_worker (guint    worker_id,
-            gpointer user_data)
+/* In a worker started by milter_client_run(): serve from the inherited
+ * sockets until told to stop. The parent owns socket files and PID file,
+ * and has dropped privileges already. */
+static gboolean
+run_as_worker (MilterClient  *self,
+               guint          worker_id,
+               GList         *sockets)
 {
-  MilterClient *self = user_data;
-  GMainContext *context = g_main_context_new ();
-
-  g_main_context_push_thread_default (context);
-  g_main_context_unref (self->main_context);
-  self->main_context = context;
   self->worker_id = worker_id;
-  g_clear_pointer (&self->workers, milter_workers_free);
-  self->pid_file_written = FALSE;
-  /* The socket files belong to the parent. */
-  for (guint i = 0; i < self->listeners->len; i++)
-    g_clear_pointer (&((Listener *) g_ptr_array_index (self->listeners, i))->unix_path, g_free);
+  for (GList *l = sockets; l != NULL; l = l->next)
+    g_ptr_array_add (self->listeners, listener_new (self, l->data));
+  g_list_free (sockets);
+  ignore_sigpipe ();
+  self->listening = TRUE;
+  self->shutting_down = FALSE;
   update_accepting (self);
   run_loop (self);
-  return 0;
+  g_ptr_array_set_size (self->listeners, 0);
+  self->listening = FALSE;
+  return TRUE;
+}
+
+static GPtrArray *
+listening_sockets (MilterClient *self)
+{
+  GPtrArray *sockets = g_ptr_array_new ();
+
+  for (guint i = 0; i < self->listeners->len; i++)
+    g_ptr_array_add (sockets, ((Listener *) g_ptr_array_index (self->listeners, i))->socket);
+  return sockets;
 }
 
 static gboolean
@@ -1585,9 +1616,9 @@ become_service (MilterClient  *self,
  * Listens (if milter_client_listen() was not called), then runs the main
  * loop until milter_client_shutdown() or SIGTERM/SIGINT. Before serving it
  * detaches (#MilterClient:daemon), drops privileges (#MilterClient:user,
- * #MilterClient:group), writes the #MilterClient:pid-file, and forks
+ * #MilterClient:group), writes the #MilterClient:pid-file, and starts
  * #MilterClient:n-workers workers, restarting any that dies; SIGHUP is
- * passed on to them.
+ * passed on to them. In a worker process it serves until SIGTERM.
  *
  * Returns: %TRUE when the client stopped normally
  *
@@ -1598,8 +1629,20 @@ milter_client_run (MilterClient  *client,
                    GError       **error)
 {
   gboolean ok = TRUE;
+  GList *inherited = NULL;
+  GError *worker_error = NULL;
+  guint worker_id;
 
   g_return_val_if_fail (MILTER_IS_CLIENT (client), FALSE);
+
+  worker_id = milter_workers_take_sockets (&inherited, &worker_error);
+  if (worker_error != NULL)
+    {
+      g_propagate_error (error, worker_error);
+      return FALSE;
+    }
+  if (worker_id > 0)
+    return run_as_worker (client, worker_id, inherited);
 
   if (client->n_workers > 0 && !client->listening)
     {
@@ -1620,7 +1663,9 @@ milter_client_run (MilterClient  *client,
     }
   if (client->n_workers > 0)
     {
-      client->workers = milter_workers_new (client->n_workers, run_worker, client, client->main_context);
+      g_autoptr(GPtrArray) sockets = listening_sockets (client);
+
+      client->workers = milter_workers_new (client->n_workers, sockets, client->main_context);
       update_accepting (client);
       if (!milter_workers_start (client->workers, error))
         ok = FALSE;

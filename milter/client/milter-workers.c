@@ -5,15 +5,21 @@
 #include "milter-client.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#define WORKER_ID_VARIABLE "MILTER_GLIB_WORKER"
+#define WORKER_FDS_VARIABLE "MILTER_GLIB_WORKER_FDS"
+#define FIRST_FD 3
+
 /* A worker that dies within this time of its start is restarted after a
- * delay that doubles each time, up to MAX_RESTART_DELAY, so a crashing
- * filter cannot make the parent fork in a tight loop. */
+ * delay that doubles each time, up to MAX_RESTART_DELAY_MS, so a crashing
+ * filter cannot make the parent start processes in a tight loop. */
 #define YOUNG_DEATH_USEC (2 * G_USEC_PER_SEC)
 #define MAX_RESTART_DELAY_MS 30000
 
@@ -30,9 +36,9 @@ typedef struct
 
 struct _MilterWorkers
 {
-  MilterWorkerFunc func;
-  gpointer user_data;
   GMainContext *context;
+  GArray *fds;           /* of int: the listening sockets */
+  gchar **argv;          /* the executable, then the arguments */
   Worker *slots;
   guint n_slots;
   gboolean stopping;
@@ -44,16 +50,20 @@ static gboolean spawn (Worker  *worker,
                        GError **error);
 
 MilterWorkers *
-milter_workers_new (guint            n_workers,
-                    MilterWorkerFunc func,
-                    gpointer         user_data,
-                    GMainContext    *context)
+milter_workers_new (guint         n_workers,
+                    GPtrArray    *sockets,
+                    GMainContext *context)
 {
   MilterWorkers *workers = g_new0 (MilterWorkers, 1);
 
-  workers->func = func;
-  workers->user_data = user_data;
   workers->context = context != NULL ? g_main_context_ref (context) : g_main_context_ref_thread_default ();
+  workers->fds = g_array_new (FALSE, FALSE, sizeof (int));
+  for (guint i = 0; i < sockets->len; i++)
+    {
+      int fd = g_socket_get_fd (g_ptr_array_index (sockets, i));
+
+      g_array_append_val (workers->fds, fd);
+    }
   workers->n_slots = n_workers;
   workers->slots = g_new0 (Worker, n_workers);
   for (guint i = 0; i < n_workers; i++)
@@ -89,6 +99,8 @@ milter_workers_free (MilterWorkers *workers)
       remove_source (workers->context, &workers->slots[i].restart_id);
     }
   g_free (workers->slots);
+  g_array_unref (workers->fds);
+  g_strfreev (workers->argv);
   g_main_context_unref (workers->context);
   g_free (workers);
 }
@@ -104,15 +116,33 @@ milter_workers_get_n_running (MilterWorkers *workers)
   return n;
 }
 
-GArray *
-milter_workers_get_pids (MilterWorkers *workers)
+/* This very program and its arguments as it was started, in the form
+ * G_SPAWN_FILE_AND_ARGV_ZERO wants: the executable, then argv. */
+static gboolean
+read_own_command_line (MilterWorkers  *workers,
+                       GError        **error)
 {
-  GArray *pids = g_array_new (FALSE, FALSE, sizeof (GPid));
+  g_autofree gchar *cmdline = NULL;
+  g_autofree gchar *executable = NULL;
+  g_autoptr(GError) local_error = NULL;
+  GPtrArray *argv;
+  gsize length;
 
-  for (guint i = 0; i < workers->n_slots; i++)
-    if (workers->slots[i].pid != 0)
-      g_array_append_val (pids, workers->slots[i].pid);
-  return pids;
+  executable = g_file_read_link ("/proc/self/exe", &local_error);
+  if (executable == NULL ||
+      !g_file_get_contents ("/proc/self/cmdline", &cmdline, &length, &local_error))
+    {
+      g_set_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_WORKERS,
+                   "Cannot find out how this program was started: %s", local_error->message);
+      return FALSE;
+    }
+  argv = g_ptr_array_new ();
+  g_ptr_array_add (argv, g_steal_pointer (&executable));
+  for (gsize offset = 0; offset < length; offset += strlen (cmdline + offset) + 1)
+    g_ptr_array_add (argv, g_strdup (cmdline + offset));
+  g_ptr_array_add (argv, NULL);
+  workers->argv = (gchar **) g_ptr_array_free (argv, FALSE);
+  return TRUE;
 }
 
 static gboolean
@@ -170,37 +200,48 @@ on_worker_exit (GPid     pid,
   }
 }
 
+/* In the new process, before exec: a worker must not outlive its parent. */
+static void
+setup_worker (gpointer user_data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGTERM);
+}
+
 static gboolean
 spawn (Worker  *worker,
        GError **error)
 {
   MilterWorkers *workers = worker->workers;
-  pid_t pid = fork ();
+  g_auto(GStrv) envp = g_get_environ ();
+  g_autofree gchar *id = g_strdup_printf ("%u", worker->id);
+  g_autofree gchar *n_fds = g_strdup_printf ("%u", workers->fds->len);
+  g_autofree gint *targets = g_new (gint, workers->fds->len);
+  g_autoptr(GError) local_error = NULL;
 
-  if (pid < 0)
+  envp = g_environ_setenv (envp, WORKER_ID_VARIABLE, id, TRUE);
+  envp = g_environ_setenv (envp, WORKER_FDS_VARIABLE, n_fds, TRUE);
+  envp = g_environ_unsetenv (envp, "LISTEN_FDS");
+  envp = g_environ_unsetenv (envp, "LISTEN_PID");
+  for (guint i = 0; i < workers->fds->len; i++)
+    targets[i] = FIRST_FD + (gint) i;
+
+  if (!g_spawn_async_with_pipes_and_fds (NULL, (const gchar * const *) workers->argv,
+                                         (const gchar * const *) envp,
+                                         G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_FILE_AND_ARGV_ZERO,
+                                         setup_worker, NULL, -1, -1, -1,
+                                         (const gint *) workers->fds->data, targets,
+                                         workers->fds->len, &worker->pid, NULL, NULL, NULL,
+                                         &local_error))
     {
-      int saved_errno = errno;
-
+      worker->pid = 0;
       g_set_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_WORKERS,
-                   "Cannot fork worker %u: %s", worker->id, g_strerror (saved_errno));
+                   "Cannot start worker %u: %s", worker->id, local_error->message);
       return FALSE;
     }
-  if (pid == 0)
-    {
-      int status;
 
-      /* The worker: the parent's signal handling does not apply here. */
-      signal (SIGTERM, SIG_DFL);
-      signal (SIGINT, SIG_DFL);
-      signal (SIGHUP, SIG_DFL);
-      status = workers->func (worker->id, workers->user_data);
-      _exit (status);
-    }
-
-  worker->pid = pid;
   worker->started_at = g_get_monotonic_time ();
   {
-    GSource *source = g_child_watch_source_new (pid);
+    GSource *source = g_child_watch_source_new (worker->pid);
 
     g_source_set_callback (source, G_SOURCE_FUNC (on_worker_exit), worker, NULL);
     worker->watch_id = g_source_attach (source, workers->context);
@@ -213,6 +254,8 @@ gboolean
 milter_workers_start (MilterWorkers  *workers,
                       GError        **error)
 {
+  if (!read_own_command_line (workers, error))
+    return FALSE;
   for (guint i = 0; i < workers->n_slots; i++)
     if (!spawn (&workers->slots[i], error))
       {
@@ -244,4 +287,47 @@ milter_workers_stop (MilterWorkers *workers,
   milter_workers_kill (workers, SIGTERM);
   if (milter_workers_get_n_running (workers) == 0 && done != NULL)
     done (user_data);
+}
+
+guint
+milter_workers_take_sockets (GList  **sockets,
+                             GError **error)
+{
+  const gchar *id_text = g_getenv (WORKER_ID_VARIABLE);
+  const gchar *fds_text = g_getenv (WORKER_FDS_VARIABLE);
+  guint64 id, n_fds;
+
+  *sockets = NULL;
+  if (id_text == NULL || fds_text == NULL)
+    return 0;
+  if (!g_ascii_string_to_unsigned (id_text, 10, 1, G_MAXUINT, &id, NULL) ||
+      !g_ascii_string_to_unsigned (fds_text, 10, 1, 1024, &n_fds, NULL))
+    {
+      g_set_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_WORKERS,
+                   "Invalid worker environment %s=%s %s=%s", WORKER_ID_VARIABLE, id_text,
+                   WORKER_FDS_VARIABLE, fds_text);
+      return 0;
+    }
+  g_unsetenv (WORKER_ID_VARIABLE);
+  g_unsetenv (WORKER_FDS_VARIABLE);
+  for (guint i = 0; i < n_fds; i++)
+    {
+      int fd = FIRST_FD + (int) i;
+      g_autoptr(GError) socket_error = NULL;
+      GSocket *socket;
+
+      fcntl (fd, F_SETFD, FD_CLOEXEC);
+      socket = g_socket_new_from_fd (fd, &socket_error);
+      if (socket == NULL)
+        {
+          g_set_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_WORKERS,
+                       "Worker %u: descriptor %d is not a socket: %s", (guint) id, fd,
+                       socket_error->message);
+          g_list_free_full (*sockets, g_object_unref);
+          *sockets = NULL;
+          return 0;
+        }
+      *sockets = g_list_append (*sockets, socket);
+    }
+  return (guint) id;
 }

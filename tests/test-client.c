@@ -1,0 +1,1249 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gio/gunixinputstream.h>
+#include <gio/gunixoutputstream.h>
+#include <glib/gstdio.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mta-harness.h"
+#include "test-util.h"
+
+/* MilterClient over real sockets. Tests that need a process of their own
+ * (workers, socket activation, privileges, a daemon) run this program in
+ * --serve mode. */
+
+/* ---- the filter every test serves ----------------------------------------- */
+
+static gint n_in_progress_max;
+
+static MilterStatus
+on_end_of_message (MilterClientContext *context,
+                   GBytes              *chunk,
+                   gpointer             user_data)
+{
+  MilterClient *client = milter_client_context_get_client (context);
+  g_autofree gchar *served_by = g_strdup_printf ("%d %u", (int) getpid (),
+                                                 client != NULL ? milter_client_get_worker_id (client) : 0);
+  g_autofree gchar *ids = g_strdup_printf ("%d %d %d %d", (int) getuid (), (int) geteuid (),
+                                           (int) getgid (), (int) getegid ());
+
+  g_assert_true (milter_client_context_add_header (context, "X-Served-By", served_by, NULL));
+  g_assert_true (milter_client_context_add_header (context, "X-Ids", ids, NULL));
+  return MILTER_STATUS_CONTINUE;
+}
+
+static MilterStatus
+on_helo (MilterClientContext *context,
+         const gchar         *fqdn,
+         gpointer             user_data)
+{
+  return g_str_equal (fqdn, "reject.example") ? MILTER_STATUS_REJECT : MILTER_STATUS_CONTINUE;
+}
+
+static void
+on_connection_established (MilterClient        *client,
+                           MilterClientContext *context,
+                           gpointer             user_data)
+{
+  n_in_progress_max = MAX (n_in_progress_max, (gint) milter_client_get_n_processing_sessions (client));
+  g_signal_connect (context, "helo", G_CALLBACK (on_helo), NULL);
+  g_signal_connect (context, "end-of-message-bytes", G_CALLBACK (on_end_of_message), NULL);
+}
+
+/* SIGHUP: leave a mark next to the socket. */
+static void
+on_reload (MilterClient *client,
+           gpointer      user_data)
+{
+  g_autofree gchar *dir = g_path_get_dirname (milter_client_get_connection_spec (client) + strlen ("unix:"));
+  g_autofree gchar *name = g_strdup_printf ("reloaded-%d", (int) getpid ());
+  g_autofree gchar *mark = g_build_filename (dir, name, NULL);
+
+  g_file_set_contents (mark, "", 0, NULL);
+}
+
+/* --serve [client options]: a filter program built on the option group. */
+static int
+serve (int    argc,
+       char **argv)
+{
+  g_autoptr(MilterClient) client = milter_client_new ();
+  g_autoptr(GOptionContext) options = g_option_context_new (NULL);
+  g_autoptr(GError) error = NULL;
+  const gchar *nofile = g_getenv ("TEST_CLIENT_NOFILE");
+  const gchar *log = g_getenv ("TEST_CLIENT_STDERR");
+
+  g_option_context_add_group (options, milter_client_get_option_group (client));
+  if (!g_option_context_parse (options, &argc, &argv, &error))
+    {
+      g_printerr ("serve: %s\n", error->message);
+      return 2;
+    }
+  if (log != NULL)
+    {
+      int fd = open (log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+      dup2 (fd, STDERR_FILENO);
+      close (fd);
+    }
+  if (nofile != NULL)
+    {
+      struct rlimit limit = { (rlim_t) atoi (nofile), (rlim_t) atoi (nofile) };
+
+      setrlimit (RLIMIT_NOFILE, &limit);
+    }
+  g_signal_connect (client, "connection-established", G_CALLBACK (on_connection_established), NULL);
+  g_signal_connect (client, "reload", G_CALLBACK (on_reload), NULL);
+  g_object_set (client, "shutdown-grace-period", 2, NULL);
+  if (!milter_client_run (client, &error))
+    {
+      g_printerr ("serve: %s\n", error->message);
+      return 1;
+    }
+  return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static gchar *
+make_tmp_dir (void)
+{
+  g_autoptr(GError) error = NULL;
+  gchar *dir = g_dir_make_tmp ("milter-client-XXXXXX", &error);
+
+  g_assert_no_error (error);
+  return dir;
+}
+
+static void
+remove_tmp_dir (const gchar *dir)
+{
+  g_autoptr(GDir) handle = g_dir_open (dir, 0, NULL);
+  const gchar *name;
+
+  while (handle != NULL && (name = g_dir_read_name (handle)) != NULL)
+    {
+      g_autofree gchar *path = g_build_filename (dir, name, NULL);
+      g_unlink (path);
+    }
+  g_rmdir (dir);
+}
+
+static MtaHarness *
+connect_to (GSocketAddress *address)
+{
+  g_autoptr(GSocket) socket = g_socket_new (g_socket_address_get_family (address),
+                                            G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, NULL);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_nonnull (socket);
+  g_assert_true (g_socket_connect (socket, address, NULL, &error));
+  g_assert_no_error (error);
+  return mta_harness_new (socket);
+}
+
+static MtaHarness *
+connect_to_spec (const gchar *spec)
+{
+  g_autoptr(GSocketAddress) address = milter_connection_spec_parse (spec, NULL);
+
+  return connect_to (address);
+}
+
+/* Runs one message through the filter; returns the X-Served-By value. */
+static gchar *
+run_session (MtaHarness *mta)
+{
+  g_autofree gchar *served_by = NULL;
+  g_autofree gchar *ids = NULL;
+
+  mta_harness_negotiate (mta, 6, 0x1ff, 0x1fffff);
+  g_free (mta_harness_read (mta));
+  mta_harness_helo (mta, "client.example");
+  mta_harness_expect (mta, "c");
+  mta_harness_end_of_message (mta);
+  served_by = mta_harness_read (mta);
+  ids = mta_harness_read (mta);
+  g_assert_true (g_str_has_prefix (served_by, "h X-Served-By: "));
+  g_assert_true (g_str_has_prefix (ids, "h X-Ids: "));
+  mta_harness_expect (mta, "c");
+  mta_harness_simple (mta, 'Q');
+  return g_strdup (served_by + strlen ("h X-Served-By: "));
+}
+
+static guint
+count_fds (void)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  guint n = 0;
+
+  g_assert_nonnull (dir);
+  while (g_dir_read_name (dir) != NULL)
+    n++;
+  return n;
+}
+
+static void
+wait_for_sessions (MilterClient *client,
+                   guint         n)
+{
+  gint64 until = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+
+  while (milter_client_get_n_processing_sessions (client) != n && g_get_monotonic_time () < until)
+    g_main_context_iteration (NULL, FALSE), g_usleep (500);
+  g_assert_cmpuint (milter_client_get_n_processing_sessions (client), ==, n);
+}
+
+static MilterClient *
+new_client (const gchar *spec)
+{
+  MilterClient *client = milter_client_new ();
+  g_autoptr(GError) error = NULL;
+
+  g_signal_connect (client, "connection-established", G_CALLBACK (on_connection_established), NULL);
+  g_assert_true (milter_client_set_connection_spec (client, spec, &error));
+  g_assert_no_error (error);
+  return client;
+}
+
+static gchar *
+first_listen_spec (MilterClient *client)
+{
+  GList *addresses = milter_client_get_listen_addresses (client);
+  gchar *spec;
+
+  g_assert_nonnull (addresses);
+  spec = milter_connection_spec_format (addresses->data, NULL);
+  g_list_free_full (addresses, g_object_unref);
+  return spec;
+}
+
+/* ---- listening ------------------------------------------------------------ */
+
+static void
+test_unix_socket (void)
+{
+  g_autofree gchar *dir = make_tmp_dir ();
+  g_autofree gchar *path = g_build_filename (dir, "milter.sock", NULL);
+  g_autofree gchar *spec = g_strconcat ("unix:", path, NULL);
+  g_autoptr(MilterClient) client = new_client (spec);
+  g_autoptr(GError) error = NULL;
+  struct group *daemon_group = getgrnam ("daemon");
+  gid_t gid = (geteuid () == 0 && daemon_group != NULL) ? daemon_group->gr_gid : getgid ();
+  g_autofree gchar *group = g_strdup_printf ("%d", (int) gid);
+  MtaHarness *mta;
+  g_autofree gchar *served_by = NULL;
+  struct stat st;
+
+  g_object_set (client, "unix-socket-mode", 0640, "unix-socket-group", group, NULL);
+  g_assert_true (milter_client_listen (client, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (lstat (path, &st), ==, 0);
+  g_assert_true (S_ISSOCK (st.st_mode));
+  g_assert_cmpint (st.st_mode & 07777, ==, 0640);
+  g_assert_cmpint (st.st_gid, ==, gid);
+
+  mta = connect_to_spec (spec);
+  served_by = run_session (mta);
+  g_assert_true (g_str_has_suffix (served_by, " 0"));
+  mta_harness_free (mta);
+  wait_for_sessions (client, 0);
+
+  milter_client_shutdown (client);
+  g_assert_cmpint (lstat (path, &st), ==, -1);
+  remove_tmp_dir (dir);
+}
+
+static void
+test_unix_socket_in_the_way (void)
+{
+  g_autofree gchar *dir = make_tmp_dir ();
+  g_autofree gchar *path = g_build_filename (dir, "s", NULL);
+  g_autofree gchar *spec = g_strconcat ("unix:", path, NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocketAddress) address = milter_connection_spec_parse (spec, NULL);
+  struct stat st;
+
+  /* A regular file is never replaced. */
+  {
+    g_autoptr(MilterClient) client = new_client (spec);
+
+    g_assert_true (g_file_set_contents (path, "precious", -1, NULL));
+    g_assert_false (milter_client_listen (client, &error));
+    g_assert_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_NOT_A_SOCKET);
+    g_clear_error (&error);
+    g_assert_cmpint (lstat (path, &st), ==, 0);
+    g_assert_true (S_ISREG (st.st_mode));
+    g_unlink (path);
+  }
+
+  /* A live socket is someone else's. */
+  {
+    g_autoptr(MilterClient) client = new_client (spec);
+    g_autoptr(GSocket) other = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM,
+                                             G_SOCKET_PROTOCOL_DEFAULT, NULL);
+
+    g_assert_true (g_socket_bind (other, address, FALSE, NULL));
+    g_assert_true (g_socket_listen (other, NULL));
+    g_assert_false (milter_client_listen (client, &error));
+    g_assert_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_ADDRESS_IN_USE);
+    g_clear_error (&error);
+    g_socket_close (other, NULL);
+  }
+
+  /* The dead one left behind is stale: replaced. */
+  {
+    g_autoptr(MilterClient) client = new_client (spec);
+    MtaHarness *mta;
+    g_autofree gchar *served_by = NULL;
+
+    g_assert_cmpint (lstat (path, &st), ==, 0);
+    g_assert_true (milter_client_listen (client, &error));
+    g_assert_no_error (error);
+    mta = connect_to_spec (spec);
+    served_by = run_session (mta);
+    mta_harness_free (mta);
+    milter_client_shutdown (client);
+  }
+  remove_tmp_dir (dir);
+}
+
+static MilterStatus
+check_nodelay (MilterClientContext *context,
+               const gchar         *host,
+               GSocketAddress      *address,
+               gpointer             user_data)
+{
+  GSocket *socket = g_socket_connection_get_socket (G_SOCKET_CONNECTION (milter_client_context_get_stream (context)));
+  gint value = 0;
+
+  g_assert_true (g_socket_get_option (socket, IPPROTO_TCP, TCP_NODELAY, &value, NULL));
+  *(gboolean *) user_data = value != 0;
+  return MILTER_STATUS_CONTINUE;
+}
+
+static void
+connect_nodelay_check (MilterClient        *client,
+                       MilterClientContext *context,
+                       gpointer             user_data)
+{
+  g_signal_connect (context, "connect", G_CALLBACK (check_nodelay), user_data);
+}
+
+static void
+on_listen_started (MilterClient   *client,
+                   GSocketAddress *address,
+                   GSocketAddress **where)
+{
+  g_set_object (where, address);
+}
+
+static void
+test_inet (void)
+{
+  g_autoptr(MilterClient) client = new_client ("inet:0@127.0.0.1");
+  g_autoptr(GSocketAddress) started = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *spec = NULL;
+  gboolean nodelay = FALSE;
+  MtaHarness *mta;
+
+  g_signal_connect (client, "listen-started", G_CALLBACK (on_listen_started), &started);
+  g_signal_connect (client, "connection-established", G_CALLBACK (connect_nodelay_check), &nodelay);
+  g_assert_true (milter_client_listen (client, &error));
+  g_assert_no_error (error);
+
+  /* Port 0 became a real port, on loopback only. */
+  g_assert_nonnull (started);
+  g_assert_cmpuint (g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (started)), >, 0);
+  spec = first_listen_spec (client);
+  g_assert_true (g_str_has_suffix (spec, "@127.0.0.1"));
+
+  mta = connect_to (started);
+  mta_harness_negotiate (mta, 6, 0x1ff, 0x1fffff);
+  g_free (mta_harness_read (mta));
+  mta_harness_connect (mta, "h", NULL);
+  mta_harness_expect (mta, "c");
+  g_assert_true (nodelay);
+  mta_harness_free (mta);
+  milter_client_shutdown (client);
+}
+
+static void
+test_inet6 (void)
+{
+  g_autoptr(MilterClient) client = new_client ("inet6:0@::1");
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *spec = NULL;
+  g_autofree gchar *served_by = NULL;
+  MtaHarness *mta;
+
+  if (!milter_client_listen (client, &error))
+    {
+      g_test_skip_printf ("no IPv6 loopback here: %s", error->message);
+      return;
+    }
+  spec = first_listen_spec (client);
+  g_assert_true (g_str_has_prefix (spec, "inet6:"));
+  g_assert_true (g_str_has_suffix (spec, "@::1"));
+  mta = connect_to_spec (spec);
+  served_by = run_session (mta);
+  mta_harness_free (mta);
+  milter_client_shutdown (client);
+}
+
+/* Without a spec or socket activation: port 10025 on loopback, never on
+ * all interfaces. */
+static void
+test_default_spec (void)
+{
+  g_autoptr(MilterClient) client = milter_client_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *spec = NULL;
+
+  g_unsetenv ("LISTEN_FDS");
+  if (!milter_client_listen (client, &error))
+    {
+      g_assert_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_ADDRESS_IN_USE);
+      g_test_skip ("port 10025 is taken here");
+      return;
+    }
+  spec = first_listen_spec (client);
+  g_assert_cmpstr (spec, ==, "inet:10025@127.0.0.1");
+  g_assert_cmpstr (milter_client_get_connection_spec (client), ==, MILTER_CLIENT_DEFAULT_CONNECTION_SPEC);
+  milter_client_shutdown (client);
+}
+
+static void
+test_listen_twice (void)
+{
+  g_autoptr(MilterClient) client = new_client ("inet:0@127.0.0.1");
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (milter_client_listen (client, NULL));
+  g_assert_false (milter_client_listen (client, &error));
+  g_assert_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_STATE);
+  g_clear_error (&error);
+  g_assert_false (milter_client_add_connection_spec (client, "inet:0", &error));
+  g_assert_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_STATE);
+  milter_client_shutdown (client);
+}
+
+static void
+test_several_specs (void)
+{
+  g_autofree gchar *dir = make_tmp_dir ();
+  g_autofree gchar *unix_spec = g_strdup_printf ("unix:%s/a", dir);
+  g_autoptr(MilterClient) client = new_client ("inet:0@127.0.0.1");
+  g_autoptr(GError) error = NULL;
+  GList *addresses;
+
+  g_assert_true (milter_client_add_connection_spec (client, unix_spec, &error));
+  g_assert_true (milter_client_listen (client, &error));
+  g_assert_no_error (error);
+  addresses = milter_client_get_listen_addresses (client);
+  g_assert_cmpuint (g_list_length (addresses), ==, 2);
+  for (GList *l = addresses; l != NULL; l = l->next)
+    {
+      g_autofree gchar *spec = milter_connection_spec_format (l->data, NULL);
+      MtaHarness *mta = connect_to (l->data);
+      g_autofree gchar *served_by = run_session (mta);
+
+      g_test_message ("served on %s", spec);
+      mta_harness_free (mta);
+    }
+  g_list_free_full (addresses, g_object_unref);
+  milter_client_shutdown (client);
+  remove_tmp_dir (dir);
+}
+
+/* ---- sessions ---------------------------------------------------------- */
+
+/* 200 sessions at once, all answered right; then nothing is left: no
+ * session, no file descriptor. */
+static void
+test_concurrent_sessions (void)
+{
+  /* The default main context creates its wake-up descriptor on first use. */
+  guint fds_before = (g_main_context_iteration (NULL, FALSE), count_fds ());
+  g_autoptr(MilterClient) client = new_client ("inet:0@127.0.0.1");
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *spec = NULL;
+  MtaHarness *mtas[200];
+
+  g_assert_true (milter_client_listen (client, &error));
+  spec = first_listen_spec (client);
+  for (guint i = 0; i < G_N_ELEMENTS (mtas); i++)
+    {
+      mtas[i] = connect_to_spec (spec);
+      mta_harness_negotiate (mtas[i], 6, 0x1ff, 0x1fffff);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (mtas); i++)
+    {
+      g_free (mta_harness_read (mtas[i]));
+      mta_harness_helo (mtas[i], i % 2 == 0 ? "reject.example" : "ok.example");
+    }
+  wait_for_sessions (client, G_N_ELEMENTS (mtas));
+  for (guint i = 0; i < G_N_ELEMENTS (mtas); i++)
+    mta_harness_expect (mtas[i], i % 2 == 0 ? "r" : "c");
+  for (guint i = 0; i < G_N_ELEMENTS (mtas); i++)
+    {
+      mta_harness_simple (mtas[i], 'Q');
+      mta_harness_free (mtas[i]);
+    }
+  wait_for_sessions (client, 0);
+  milter_client_shutdown (client);
+  g_clear_object (&client);
+  if (count_fds () != fds_before)
+    {
+      g_autoptr(GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+      const gchar *name;
+
+      while ((name = g_dir_read_name (dir)) != NULL)
+        {
+          g_autofree gchar *path = g_strconcat ("/proc/self/fd/", name, NULL);
+          g_autofree gchar *target = g_file_read_link (path, NULL);
+          g_test_message ("fd %s → %s", name, target);
+        }
+    }
+  g_assert_cmpuint (count_fds (), ==, fds_before);
+}
+
+static void
+test_max_connections (void)
+{
+  g_autoptr(MilterClient) client = new_client ("inet:0@127.0.0.1");
+  g_autofree gchar *spec = NULL;
+  MtaHarness *mtas[10];
+
+  g_object_set (client, "max-connections", 2, NULL);
+  g_assert_true (milter_client_listen (client, NULL));
+  spec = first_listen_spec (client);
+  n_in_progress_max = 0;
+  /* All ten connect at once; the kernel's backlog holds the others. */
+  for (guint i = 0; i < G_N_ELEMENTS (mtas); i++)
+    {
+      mtas[i] = connect_to_spec (spec);
+      mta_harness_negotiate (mtas[i], 6, 0x1ff, 0x1fffff);
+    }
+  test_util_run_for (50);
+  g_assert_cmpuint (milter_client_get_n_processing_sessions (client), ==, 2);
+  for (guint i = 0; i < G_N_ELEMENTS (mtas); i++)
+    {
+      g_free (mta_harness_read (mtas[i]));
+      mta_harness_simple (mtas[i], 'Q');
+      mta_harness_expect_closed (mtas[i]);
+      mta_harness_free (mtas[i]);
+    }
+  wait_for_sessions (client, 0);
+  /* connection-established saw the count including the new session. */
+  g_assert_cmpint (n_in_progress_max, ==, 2);
+  milter_client_shutdown (client);
+}
+
+static void
+count_finished (MilterClientContext *context,
+                guint               *n)
+{
+  (*n)++;
+}
+
+static void
+watch_finished (MilterClient        *client,
+                MilterClientContext *context,
+                guint               *n)
+{
+  g_signal_connect (context, "finished", G_CALLBACK (count_finished), n);
+}
+
+/* A stream not from a socket: pipes. A vanished reader (EPIPE) ends the
+ * session cleanly instead of killing the process with SIGPIPE. */
+static void
+test_handle_stream_pipes (void)
+{
+  g_autoptr(MilterClient) client = milter_client_new ();
+  int to_filter[2], from_filter[2];
+  g_autoptr(GInputStream) input = NULL;
+  g_autoptr(GOutputStream) output = NULL;
+  g_autoptr(GIOStream) stream = NULL;
+  g_autoptr(GError) error = NULL;
+  static const guint8 negotiate[] = { 0, 0, 0, 13, 'O', 0, 0, 0, 6, 0, 0, 1, 0xff, 0, 0x1f, 0xff, 0xff };
+  guint finished = 0;
+  MilterClientContext *context;
+
+  g_assert_cmpint (pipe (to_filter), ==, 0);
+  g_assert_cmpint (pipe (from_filter), ==, 0);
+  input = g_unix_input_stream_new (to_filter[0], TRUE);
+  output = g_unix_output_stream_new (from_filter[1], TRUE);
+  stream = g_simple_io_stream_new (input, output);
+  g_signal_connect (client, "connection-established", G_CALLBACK (watch_finished), &finished);
+  context = milter_client_handle_stream (client, stream, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (context);
+  g_assert_cmpuint (milter_client_get_n_processing_sessions (client), ==, 1);
+
+  close (from_filter[0]);  /* nobody reads the replies */
+  g_assert_cmpint (write (to_filter[1], negotiate, sizeof negotiate), ==, sizeof negotiate);
+  test_util_run_for (100);
+  g_assert_cmpuint (finished, ==, 1);
+  wait_for_sessions (client, 0);
+  close (to_filter[1]);
+}
+
+/* ---- shutdown, in an embedding thread -------------------------------------- */
+
+typedef struct
+{
+  GMainContext *context;
+  MilterClient *client;
+  gchar *spec;
+  guint grace;
+  gboolean reply_late;   /* the helo reply comes 300 ms after the handler */
+  gboolean never_reply;
+  gint64 returned_at;
+  gboolean listening;
+  GMutex mutex;
+  GCond cond;
+} Embedded;
+
+static gboolean
+reply_helo (gpointer user_data)
+{
+  milter_client_context_reply (user_data, MILTER_STATUS_CONTINUE);
+  g_object_unref (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+static MilterStatus
+defer_helo (MilterClientContext *context,
+            const gchar         *fqdn,
+            Embedded            *e)
+{
+  if (!e->never_reply)
+    {
+      /* The client's thread-default context, not the default one. */
+      GSource *source = g_timeout_source_new (300);
+
+      g_source_set_callback (source, reply_helo, g_object_ref (context), NULL);
+      g_source_attach (source, g_main_context_get_thread_default ());
+      g_source_unref (source);
+    }
+  return MILTER_STATUS_PROGRESS;
+}
+
+static void
+embedded_connection (MilterClient        *client,
+                     MilterClientContext *context,
+                     Embedded            *e)
+{
+  g_signal_connect (context, "helo", G_CALLBACK (defer_helo), e);
+}
+
+static gpointer
+embedded_thread (gpointer user_data)
+{
+  Embedded *e = user_data;
+  g_autoptr(GError) error = NULL;
+  GList *addresses;
+
+  g_main_context_push_thread_default (e->context);
+  e->client = milter_client_new ();
+  g_signal_connect (e->client, "connection-established", G_CALLBACK (embedded_connection), e);
+  g_object_set (e->client, "shutdown-grace-period", e->grace, NULL);
+  g_assert_true (milter_client_set_connection_spec (e->client, "inet:0@127.0.0.1", NULL));
+  g_assert_true (milter_client_listen (e->client, &error));
+  addresses = milter_client_get_listen_addresses (e->client);
+  g_mutex_lock (&e->mutex);
+  e->spec = milter_connection_spec_format (addresses->data, NULL);
+  e->listening = TRUE;
+  g_cond_signal (&e->cond);
+  g_mutex_unlock (&e->mutex);
+  g_list_free_full (addresses, g_object_unref);
+
+  g_assert_true (milter_client_run (e->client, &error));
+  g_assert_no_error (error);
+  e->returned_at = g_get_monotonic_time ();
+  g_clear_object (&e->client);
+  g_main_context_pop_thread_default (e->context);
+  return NULL;
+}
+
+static gboolean
+invoke_shutdown (gpointer user_data)
+{
+  milter_client_shutdown (((Embedded *) user_data)->client);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+run_shutdown_case (gboolean never_reply)
+{
+  Embedded e = { 0 };
+  GThread *thread;
+  MtaHarness *mta;
+  gint64 shutdown_at;
+
+  e.context = g_main_context_new ();
+  e.grace = 1;
+  e.never_reply = never_reply;
+  g_mutex_init (&e.mutex);
+  g_cond_init (&e.cond);
+  thread = g_thread_new ("client", embedded_thread, &e);
+  g_mutex_lock (&e.mutex);
+  while (!e.listening)
+    g_cond_wait (&e.cond, &e.mutex);
+  g_mutex_unlock (&e.mutex);
+
+  mta = connect_to_spec (e.spec);
+  mta_harness_negotiate (mta, 6, 0x1ff, 0x1fffff);
+  g_free (mta_harness_read (mta));
+  mta_harness_helo (mta, "h");
+  test_util_run_for (50);
+  shutdown_at = g_get_monotonic_time ();
+  g_main_context_invoke (e.context, invoke_shutdown, &e);
+  if (never_reply)
+    {
+      /* The grace period ends it: the MTA sees the connection close. */
+      mta_harness_expect_closed (mta);
+      g_thread_join (thread);
+      g_assert_cmpint (e.returned_at - shutdown_at, >=, 900 * 1000);
+    }
+  else
+    {
+      /* The deferred reply still comes, within the grace period. */
+      mta_harness_expect (mta, "c");
+      mta_harness_simple (mta, 'Q');
+      g_thread_join (thread);
+      g_assert_cmpint (e.returned_at - shutdown_at, <, 900 * 1000);
+    }
+  /* Nobody listens any more. */
+  {
+    g_autoptr(GSocketAddress) address = milter_connection_spec_parse (e.spec, NULL);
+    g_autoptr(GSocket) probe = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                                             G_SOCKET_PROTOCOL_DEFAULT, NULL);
+
+    g_assert_false (g_socket_connect (probe, address, NULL, NULL));
+  }
+  mta_harness_free (mta);
+  g_free (e.spec);
+  g_main_context_unref (e.context);
+  g_mutex_clear (&e.mutex);
+  g_cond_clear (&e.cond);
+}
+
+static void
+test_shutdown_waits_for_session (void)
+{
+  run_shutdown_case (FALSE);
+}
+
+static void
+test_shutdown_grace_expires (void)
+{
+  run_shutdown_case (TRUE);
+}
+
+/* ---- options ---------------------------------------------------------------- */
+
+static void
+test_option_group (void)
+{
+  g_autoptr(MilterClient) client = milter_client_new ();
+  g_autoptr(GOptionContext) options = g_option_context_new (NULL);
+  g_autoptr(GError) error = NULL;
+  const gchar *args[] = { "prog", "-s", "unix:/tmp/x.sock", "--connection-spec", "inet:0@127.0.0.1",
+                          "--timeout", "30", "--max-connections", "5", "--n-workers", "3",
+                          "--unix-socket-mode", "0600", "--unix-socket-group", "mail",
+                          "--user", "nobody", "--group", "nogroup", "--daemon", "--pid-file", "/run/x.pid",
+                          "--log-level", "warning", NULL };
+  /* Parsing removes what it consumes from argv: free our own copy. */
+  g_auto(GStrv) owned = g_strdupv ((gchar **) args);
+  g_autofree gchar **argv = g_memdup2 (owned, sizeof (gchar *) * (g_strv_length (owned) + 1));
+  gint argc = (gint) g_strv_length (argv);
+  guint timeout, max_connections, n_workers, mode;
+  g_autofree gchar *group = NULL;
+  g_autofree gchar *user = NULL;
+  g_autofree gchar *run_group = NULL;
+  g_autofree gchar *pid_file = NULL;
+  gboolean daemon;
+  GList *addresses;
+
+  g_option_context_add_group (options, milter_client_get_option_group (client));
+  g_assert_true (g_option_context_parse (options, &argc, &argv, &error));
+  g_assert_no_error (error);
+  g_object_get (client, "timeout", &timeout, "max-connections", &max_connections,
+                "n-workers", &n_workers, "unix-socket-mode", &mode, "unix-socket-group", &group,
+                "user", &user, "group", &run_group, "daemon", &daemon, "pid-file", &pid_file, NULL);
+  g_assert_cmpuint (timeout, ==, 30);
+  g_assert_cmpuint (max_connections, ==, 5);
+  g_assert_cmpuint (n_workers, ==, 3);
+  g_assert_cmpuint (mode, ==, 0600);
+  g_assert_cmpstr (group, ==, "mail");
+  g_assert_cmpstr (user, ==, "nobody");
+  g_assert_cmpstr (run_group, ==, "nogroup");
+  g_assert_true (daemon);
+  g_assert_cmpstr (pid_file, ==, "/run/x.pid");
+  g_assert_cmpstr (milter_client_get_connection_spec (client), ==, "unix:/tmp/x.sock");
+  addresses = milter_client_get_listen_addresses (client);
+  g_assert_null (addresses);  /* not listening yet */
+}
+
+static void
+expect_option_error (const gchar *option,
+                     const gchar *value)
+{
+  g_autoptr(MilterClient) client = milter_client_new ();
+  g_autoptr(GOptionContext) options = g_option_context_new (NULL);
+  g_autoptr(GError) error = NULL;
+  gchar *args[] = { "prog", (gchar *) option, (gchar *) value, NULL };
+  g_auto(GStrv) owned = g_strdupv (args);
+  g_autofree gchar **argv = g_memdup2 (owned, sizeof args);
+  gint argc = 3;
+
+  g_option_context_add_group (options, milter_client_get_option_group (client));
+  g_assert_false (g_option_context_parse (options, &argc, &argv, &error));
+  g_assert_nonnull (error);
+  g_test_message ("%s %s → %s", option, value, error->message);
+}
+
+static void
+test_option_errors (void)
+{
+  expect_option_error ("--connection-spec", "tcp:25");
+  expect_option_error ("--unix-socket-mode", "rw-rw----");
+  expect_option_error ("--log-level", "loud");
+}
+
+/* ---- processes ------------------------------------------------------------ */
+
+typedef struct
+{
+  GPid pid;
+  gchar *dir;
+  gchar *path;
+  gchar *spec;
+} Server;
+
+static gboolean
+wait_for_path (const gchar *path,
+               gboolean     present)
+{
+  gint64 until = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+  while (g_get_monotonic_time () < until)
+    {
+      if (g_file_test (path, G_FILE_TEST_EXISTS) == present)
+        return TRUE;
+      g_usleep (10000);
+    }
+  return FALSE;
+}
+
+/* Runs this program in --serve mode on a unix socket in a new temporary
+ * directory, with @extra options. */
+static void
+server_start (Server              *server,
+              const gchar * const *extra,
+              GSpawnFlags          flags)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GError) error = NULL;
+
+  server->dir = make_tmp_dir ();
+  server->path = g_build_filename (server->dir, "milter.sock", NULL);
+  server->spec = g_strconcat ("unix:", server->path, NULL);
+  g_ptr_array_add (argv, g_strdup (g_test_get_filename (G_TEST_BUILT, "test-client", NULL)));
+  g_ptr_array_add (argv, g_strdup ("--serve"));
+  g_ptr_array_add (argv, g_strconcat ("--connection-spec=", server->spec, NULL));
+  for (guint i = 0; extra != NULL && extra[i] != NULL; i++)
+    g_ptr_array_add (argv, g_strdup (extra[i]));
+  g_ptr_array_add (argv, NULL);
+  g_assert_true (g_spawn_async (NULL, (gchar **) argv->pdata, NULL, G_SPAWN_DO_NOT_REAP_CHILD | flags,
+                                NULL, NULL, &server->pid, &error));
+  g_assert_no_error (error);
+}
+
+static gint
+server_wait (Server *server)
+{
+  gint64 until = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  int status;
+
+  while (waitpid (server->pid, &status, WNOHANG) == 0)
+    {
+      if (g_get_monotonic_time () > until)
+        {
+          kill (server->pid, SIGKILL);
+          waitpid (server->pid, &status, 0);
+          g_error ("the --serve process did not exit");
+        }
+      g_usleep (10000);
+    }
+  return status;
+}
+
+static void
+server_free (Server *server)
+{
+  remove_tmp_dir (server->dir);
+  g_free (server->dir);
+  g_free (server->path);
+  g_free (server->spec);
+}
+
+static gboolean
+process_alive (GPid pid)
+{
+  g_autofree gchar *stat_path = g_strdup_printf ("/proc/%d/stat", (int) pid);
+  g_autofree gchar *contents = NULL;
+  const gchar *state;
+
+  if (!g_file_get_contents (stat_path, &contents, NULL, NULL))
+    return FALSE;
+  state = strrchr (contents, ')');
+  return state != NULL && state[2] != 'Z';
+}
+
+static void
+test_workers (void)
+{
+  Server server = { 0 };
+  g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autofree gchar *killed = NULL;
+  const gchar *extra[] = { "--n-workers", "2", NULL };
+  gint status;
+  GList *pids;
+
+  server_start (&server, extra, 0);
+  g_assert_true (wait_for_path (server.path, TRUE));
+
+  /* Both workers serve, each in its own process. */
+  for (guint i = 0; i < 200 && g_hash_table_size (seen) < 2; i++)
+    {
+      MtaHarness *mta = connect_to_spec (server.spec);
+      gchar *served_by = run_session (mta);
+
+      mta_harness_free (mta);
+      g_assert_false (g_str_has_prefix (served_by, "0 "));
+      g_hash_table_add (seen, served_by);
+    }
+  g_assert_cmpuint (g_hash_table_size (seen), ==, 2);
+
+  /* A worker killed is replaced. */
+  pids = g_hash_table_get_keys (seen);
+  killed = g_strdup (pids->data);
+  g_list_free (pids);
+  kill (atoi (killed), SIGKILL);
+  {
+    gboolean replaced = FALSE;
+
+    for (guint i = 0; i < 400 && !replaced; i++)
+      {
+        MtaHarness *mta = connect_to_spec (server.spec);
+        gchar *served_by = run_session (mta);
+
+        mta_harness_free (mta);
+        g_assert_cmpstr (served_by, !=, killed);
+        replaced = !g_hash_table_contains (seen, served_by);
+        g_hash_table_add (seen, served_by);
+        if (!replaced)
+          g_usleep (20000);
+      }
+    g_assert_true (replaced);
+  }
+
+  /* SIGHUP reaches the workers (which stay), not killing anyone. */
+  kill (server.pid, SIGHUP);
+  {
+    GHashTableIter iter;
+    gpointer key;
+    guint marks = 0;
+
+    test_util_run_for (300);
+    g_hash_table_iter_init (&iter, seen);
+    while (g_hash_table_iter_next (&iter, &key, NULL))
+      {
+        g_autofree gchar *name = g_strdup_printf ("reloaded-%d", atoi (key));
+        g_autofree gchar *mark = g_build_filename (server.dir, name, NULL);
+
+        if (process_alive (atoi (key)))
+          {
+            g_assert_true (wait_for_path (mark, TRUE));
+            marks++;
+          }
+      }
+    g_assert_cmpuint (marks, ==, 2);
+    g_assert_true (process_alive (server.pid));
+  }
+
+  /* SIGTERM ends the parent and every worker, and removes the socket. */
+  kill (server.pid, SIGTERM);
+  status = server_wait (&server);
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+  g_assert_true (wait_for_path (server.path, FALSE));
+  {
+    GHashTableIter iter;
+    gpointer key;
+
+    g_hash_table_iter_init (&iter, seen);
+    while (g_hash_table_iter_next (&iter, &key, NULL))
+      {
+        GPid pid = atoi (key);
+        gint64 until = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+
+        while (process_alive (pid) && g_get_monotonic_time () < until)
+          g_usleep (10000);
+        g_assert_false (process_alive (pid));
+      }
+  }
+  server_free (&server);
+}
+
+static void
+activation_setup (gpointer user_data)
+{
+  int fd = GPOINTER_TO_INT (user_data);
+  char pid[32];
+
+  /* In the child: the socket at fd 3, announced for this very process. */
+  dup2 (fd, 3);
+  fcntl (3, F_SETFD, 0);
+  g_snprintf (pid, sizeof pid, "%d", (int) getpid ());
+  setenv ("LISTEN_PID", pid, 1);
+  setenv ("LISTEN_FDS", "1", 1);
+}
+
+static void
+test_socket_activation (void)
+{
+  Server server = { 0 };
+  g_autoptr(GSocket) listening = NULL;
+  g_autoptr(GSocketAddress) address = NULL;
+  g_autofree gchar *served_by = NULL;
+  MtaHarness *mta;
+  gint status;
+
+  server.dir = make_tmp_dir ();
+  server.path = g_build_filename (server.dir, "activated.sock", NULL);
+  server.spec = g_strconcat ("unix:", server.path, NULL);
+  address = milter_connection_spec_parse (server.spec, NULL);
+  listening = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, NULL);
+  g_assert_true (g_socket_bind (listening, address, FALSE, NULL));
+  g_assert_true (g_socket_listen (listening, NULL));
+  {
+    const gchar *argv[] = { g_test_get_filename (G_TEST_BUILT, "test-client", NULL), "--serve", NULL };
+    g_autoptr(GError) error = NULL;
+
+    g_assert_true (g_spawn_async (NULL, (gchar **) argv, NULL,
+                                  G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_LEAVE_DESCRIPTORS_OPEN,
+                                  activation_setup, GINT_TO_POINTER (g_socket_get_fd (listening)),
+                                  &server.pid, &error));
+    g_assert_no_error (error);
+  }
+  /* Our copy stays open; the filter serves from the inherited one. */
+  mta = connect_to_spec (server.spec);
+  served_by = run_session (mta);
+  mta_harness_free (mta);
+  g_assert_cmpint (atoi (served_by), ==, server.pid);
+  kill (server.pid, SIGTERM);
+  status = server_wait (&server);
+  g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+  server_free (&server);
+}
+
+static void
+wait_gone (GPid pid)
+{
+  gint64 until = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+  /* Not our child: poll until it is gone. */
+  while (process_alive (pid) && g_get_monotonic_time () < until)
+    g_usleep (10000);
+  g_assert_false (process_alive (pid));
+}
+
+/* --user and --daemon and --pid-file: the daemon serves as nobody (real
+ * and effective ids), and removes its PID file when it stops. */
+static void
+test_privileges_and_pid_file (void)
+{
+  Server server = { 0 };
+  struct passwd *nobody = getpwnam ("nobody");
+  g_autofree gchar *pid_dir = NULL;
+  g_autofree gchar *pid_file = NULL;
+  g_autofree gchar *pid_arg = NULL;
+  g_autofree gchar *contents = NULL;
+  g_autofree gchar *ids = NULL;
+  g_autofree gchar *expected = NULL;
+  MtaHarness *mta;
+  gint status;
+
+  if (geteuid () != 0 || nobody == NULL)
+    {
+      g_test_skip ("dropping privileges needs root and a “nobody” user");
+      return;
+    }
+  pid_dir = make_tmp_dir ();
+  g_assert_cmpint (chmod (pid_dir, 0777), ==, 0);  /* nobody writes and removes it */
+  pid_file = g_build_filename (pid_dir, "milter.pid", NULL);
+  pid_arg = g_strconcat ("--pid-file=", pid_file, NULL);
+  {
+    const gchar *extra[] = { pid_arg, "--user", "nobody", "--unix-socket-mode", "0666", "--daemon",
+                             NULL };
+
+    server_start (&server, extra, 0);
+  }
+  /* The launched process exits at once; the daemon goes on. */
+  status = server_wait (&server);
+  g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+  g_assert_true (wait_for_path (pid_file, TRUE));
+  g_assert_true (g_file_get_contents (pid_file, &contents, NULL, NULL));
+  server.pid = atoi (contents);
+  g_assert_cmpint (server.pid, >, 0);
+
+  mta = connect_to_spec (server.spec);
+  mta_harness_negotiate (mta, 6, 0x1ff, 0x1fffff);
+  g_free (mta_harness_read (mta));
+  mta_harness_end_of_message (mta);
+  g_free (mta_harness_read (mta));
+  ids = mta_harness_read (mta);
+  expected = g_strdup_printf ("h X-Ids: %d %d %d %d", (int) nobody->pw_uid, (int) nobody->pw_uid,
+                              (int) nobody->pw_gid, (int) nobody->pw_gid);
+  g_assert_cmpstr (ids, ==, expected);
+  mta_harness_free (mta);
+
+  kill (server.pid, SIGTERM);
+  wait_gone (server.pid);
+  g_assert_false (g_file_test (pid_file, G_FILE_TEST_EXISTS));
+  remove_tmp_dir (pid_dir);
+  server_free (&server);
+}
+
+/* A failed drop of privileges is fatal: never run as root by mistake. */
+static void
+test_unknown_user_refused (void)
+{
+  Server server = { 0 };
+  const gchar *extra[] = { "--user", "no-such-user-here", NULL };
+  gint status;
+
+  server_start (&server, extra, G_SPAWN_STDERR_TO_DEV_NULL);
+  status = server_wait (&server);
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 1);
+  g_assert_false (g_file_test (server.path, G_FILE_TEST_EXISTS));
+  server_free (&server);
+}
+
+static guint64
+cpu_ticks (GPid pid)
+{
+  g_autofree gchar *path = g_strdup_printf ("/proc/%d/stat", (int) pid);
+  g_autofree gchar *contents = NULL;
+  g_auto(GStrv) fields = NULL;
+
+  g_assert_true (g_file_get_contents (path, &contents, NULL, NULL));
+  fields = g_strsplit (strrchr (contents, ')') + 2, " ", -1);
+  /* utime and stime are fields 14 and 15; index 0 here is field 3. */
+  return g_ascii_strtoull (fields[11], NULL, 10) + g_ascii_strtoull (fields[12], NULL, 10);
+}
+
+/* Out of file descriptors: the client backs off instead of spinning, and
+ * serves again once descriptors are free. */
+static void
+test_emfile_backoff (void)
+{
+  Server server = { 0 };
+  GPtrArray *idle = g_ptr_array_new_with_free_func ((GDestroyNotify) mta_harness_free);
+  g_autofree gchar *served_by = NULL;
+  guint64 before, after;
+  MtaHarness *mta;
+
+  g_autofree gchar *log_path = NULL;
+  g_autofree gchar *log = NULL;
+  g_auto(GStrv) lines = NULL;
+  guint warnings = 0;
+
+  log_path = g_build_filename (g_get_tmp_dir (), "milter-test-emfile.log", NULL);
+  g_setenv ("TEST_CLIENT_NOFILE", "24", TRUE);
+  g_setenv ("TEST_CLIENT_STDERR", log_path, TRUE);
+  server_start (&server, NULL, 0);
+  g_unsetenv ("TEST_CLIENT_NOFILE");
+  g_unsetenv ("TEST_CLIENT_STDERR");
+  g_assert_true (wait_for_path (server.path, TRUE));
+
+  /* Hold more connections than the filter has descriptors for. */
+  for (guint i = 0; i < 40; i++)
+    g_ptr_array_add (idle, connect_to_spec (server.spec));
+  test_util_run_for (300);
+  before = cpu_ticks (server.pid);
+  test_util_run_for (1000);
+  after = cpu_ticks (server.pid);
+  /* A busy loop would burn about 100 ticks a second. */
+  g_assert_cmpuint (after - before, <, 20);
+  /* The trouble is logged once, not once per attempt. */
+  g_assert_true (g_file_get_contents (log_path, &log, NULL, NULL));
+  lines = g_strsplit (log, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    if (strstr (lines[i], "Cannot accept connections") != NULL)
+      warnings++;
+  g_assert_cmpuint (warnings, ==, 1);
+
+  g_ptr_array_unref (idle);
+  test_util_run_for (600);
+  mta = connect_to_spec (server.spec);
+  served_by = run_session (mta);
+  mta_harness_free (mta);
+  kill (server.pid, SIGTERM);
+  server_wait (&server);
+  g_unlink (log_path);
+  server_free (&server);
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  if (argc > 1 && g_str_equal (argv[1], "--serve"))
+    return serve (argc - 1, argv + 1);
+
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add_func ("/client/listen/unix-socket", test_unix_socket);
+  g_test_add_func ("/client/listen/unix-socket-in-the-way", test_unix_socket_in_the_way);
+  g_test_add_func ("/client/listen/inet", test_inet);
+  g_test_add_func ("/client/listen/inet6", test_inet6);
+  g_test_add_func ("/client/listen/default-spec", test_default_spec);
+  g_test_add_func ("/client/listen/twice", test_listen_twice);
+  g_test_add_func ("/client/listen/several-specs", test_several_specs);
+  g_test_add_func ("/client/sessions/concurrent", test_concurrent_sessions);
+  g_test_add_func ("/client/sessions/max-connections", test_max_connections);
+  g_test_add_func ("/client/sessions/handle-stream-pipes", test_handle_stream_pipes);
+  g_test_add_func ("/client/shutdown/waits-for-session", test_shutdown_waits_for_session);
+  g_test_add_func ("/client/shutdown/grace-expires", test_shutdown_grace_expires);
+  g_test_add_func ("/client/options/group", test_option_group);
+  g_test_add_func ("/client/options/errors", test_option_errors);
+  g_test_add_func ("/client/process/workers", test_workers);
+  g_test_add_func ("/client/process/socket-activation", test_socket_activation);
+  g_test_add_func ("/client/process/privileges-and-pid-file", test_privileges_and_pid_file);
+  g_test_add_func ("/client/process/unknown-user-refused", test_unknown_user_refused);
+  g_test_add_func ("/client/process/emfile-backoff", test_emfile_backoff);
+
+  return g_test_run ();
+}
