@@ -18,4 +18,7 @@
 # include <milter/client/milter-client-context.h>
 # include <milter/client/milter-client.h>
 /* server */
+# include <milter/server/milter-modification.h>
+# include <milter/server/milter-message.h>
+# include <milter/server/milter-server-context.h>
 #undef MILTER_INSIDE

@@ -1340,6 +1340,15 @@ test_macros (Fixture *f, gconstpointer data)
   macros = milter_client_context_get_macros (f->context);
   g_assert_cmpuint (g_hash_table_size (macros), ==, 3);
   g_assert_cmpstr (g_hash_table_lookup (macros, "{rcpt_addr}"), ==, "two@x");
+  {
+    g_autoptr(GHashTable) rcpt = milter_client_context_get_command_macros (f->context,
+                                                                           MILTER_COMMAND_ENVELOPE_RECIPIENT);
+    g_autoptr(GHashTable) none = milter_client_context_get_command_macros (f->context, MILTER_COMMAND_DATA);
+
+    g_assert_cmpuint (g_hash_table_size (rcpt), ==, 1);
+    g_assert_cmpstr (g_hash_table_lookup (rcpt, "{rcpt_addr}"), ==, "two@x");
+    g_assert_cmpuint (g_hash_table_size (none), ==, 0);
+  }
 
   /* A new HELO clears the later stages. */
   mta_harness_simple (f->mta, 'A');

@@ -484,6 +484,28 @@ lookup_macro (MilterClientContext *self,
   return NULL;
 }
 
+static void
+add_macros_to (GHashTable   *table,
+               const Macros *macros,
+               gboolean      copy)
+{
+  const gchar *cursor = macros->pairs;
+  const gchar *end = cursor + macros->size;
+  const gchar *key;
+
+  if (macros->pairs == NULL)
+    return;
+  while ((key = milter_packet_next_string (&cursor, end)) != NULL)
+    {
+      const gchar *value = milter_packet_next_string (&cursor, end);
+
+      if (copy)
+        g_hash_table_insert (table, g_strdup (key), g_strdup (value));
+      else
+        g_hash_table_insert (table, (gpointer) key, (gpointer) value);
+    }
+}
+
 /* ---- output --------------------------------------------------------------- */
 
 static gsize
@@ -3475,20 +3497,35 @@ milter_client_context_get_macros (MilterClientContext *context)
     {
       context->macros_cache = g_hash_table_new (g_str_hash, g_str_equal);
       for (guint table = 0; table < N_MACRO_TABLES; table++)
-        {
-          const Macros *macros = &context->macros[table];
-          const gchar *cursor = macros->pairs;
-          const gchar *end = cursor + macros->size;
-          const gchar *key;
-
-          if (macros->pairs == NULL)
-            continue;
-          while ((key = milter_packet_next_string (&cursor, end)) != NULL)
-            g_hash_table_insert (context->macros_cache, (gpointer) key,
-                                 (gpointer) milter_packet_next_string (&cursor, end));
-        }
+        add_macros_to (context->macros_cache, &context->macros[table], FALSE);
     }
   return context->macros_cache;
+}
+
+/**
+ * milter_client_context_get_command_macros:
+ * @context: a #MilterClientContext
+ * @command: a command, such as %MILTER_COMMAND_ENVELOPE_FROM
+ *
+ * Gets the macros the MTA sent for @command only (the latest 'D' packet
+ * for it), for example in a #MilterClientContext::define-macro handler.
+ *
+ * Returns: (transfer full) (element-type utf8 utf8): the macros, by name
+ *   as the MTA sent it
+ *
+ * Since: 1.0
+ */
+GHashTable *
+milter_client_context_get_command_macros (MilterClientContext *context,
+                                          MilterCommand        command)
+{
+  GHashTable *macros;
+
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
+
+  macros = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  add_macros_to (macros, &context->macros[macro_table_for ((gchar) command)], TRUE);
+  return macros;
 }
 
 /**

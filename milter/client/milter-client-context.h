@@ -200,6 +200,9 @@ const gchar *milter_client_context_get_macro (MilterClientContext *context,
 MILTER_AVAILABLE_IN_ALL
 GHashTable *milter_client_context_get_macros (MilterClientContext *context);
 MILTER_AVAILABLE_IN_ALL
+GHashTable *milter_client_context_get_command_macros (MilterClientContext *context,
+                                                      MilterCommand        command);
+MILTER_AVAILABLE_IN_ALL
 const gchar * const *milter_client_context_get_esmtp_parameters (MilterClientContext *context);
 
 /* Per-connection and per-message storage */
