@@ -678,6 +678,25 @@ test_status_replies (void)
       }
 }
 
+/* No handler with an opinion: the fallback status replies. */
+static void
+test_fallback_status (Fixture *f, gconstpointer data)
+{
+  hook_all (f);
+  g_assert_cmpint (milter_client_context_get_fallback_status (f->context), ==, MILTER_STATUS_CONTINUE);
+  milter_client_context_set_fallback_status (f->context, MILTER_STATUS_TEMPORARY_FAILURE);
+  set_status (f, "helo", MILTER_STATUS_DEFAULT);
+  set_status (f, "connect", MILTER_STATUS_CONTINUE);
+  negotiate (f);  /* negotiation is not affected */
+  mta_harness_connect (f->mta, "h", NULL);
+  mta_harness_expect (f->mta, "c");
+  mta_harness_helo (f->mta, "h");
+  mta_harness_expect (f->mta, "t");
+  g_test_expect_message ("Milter", G_LOG_LEVEL_CRITICAL, "*is_verdict*");
+  milter_client_context_set_fallback_status (f->context, MILTER_STATUS_PROGRESS);
+  g_test_assert_expected_messages ();
+}
+
 /* SKIP is sent only if the MTA offered it. */
 static void
 test_skip_not_offered (Fixture *f, gconstpointer data)
@@ -1847,6 +1866,7 @@ main (int    argc,
   g_test_add_func ("/client-context/replies/every-event-and-status", test_status_replies);
   ADD ("replies/skip-not-offered", test_skip_not_offered);
   ADD ("replies/accumulator", test_accumulator);
+  ADD ("replies/fallback-status", test_fallback_status);
   g_test_add_func ("/client-context/progress/every-event", test_progress_every_event);
   ADD ("progress/response-signal", test_progress_response_signal);
   ADD ("progress/keepalives", test_progress_keepalives);

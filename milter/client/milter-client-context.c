@@ -71,6 +71,16 @@
  * instead edit the offered #MilterOption and return
  * %MILTER_STATUS_CONTINUE, or end the session with %MILTER_STATUS_REJECT.
  *
+ * ## Strings from the network
+ *
+ * Everything the MTA passes on comes from an SMTP client and need not be
+ * UTF-8. The string arguments of the event signals are therefore
+ * annotated as file names for GObject-Introspection: bindings never fail
+ * to convert them (a Python handler would otherwise be skipped, which an
+ * attacker could use to get past a check). In Python, bytes that are not
+ * UTF-8 arrive as surrogate escapes; `value.encode ("utf-8",
+ * "surrogateescape")` gives the original bytes.
+ *
  * ## Modifying the message
  *
  * The modification functions (milter_client_context_add_header() and the
@@ -297,6 +307,7 @@ struct _MilterClientContext
   gboolean use_bytes;
   guint max_headers;
   guint max_macros;
+  MilterStatus fallback_status;
 };
 
 enum {
@@ -315,6 +326,7 @@ enum {
   PROP_MAX_HEADERS,
   PROP_MAX_MACROS,
   PROP_N_PROCESSING_SESSIONS,
+  PROP_FALLBACK_STATUS,
   N_PROPS
 };
 
@@ -1342,8 +1354,10 @@ respond (MilterClientContext *self,
          Step                 step,
          MilterStatus         status)
 {
+  /* No handler had an opinion (or every one raised or returned nothing
+   * in a binding). */
   if (is_no_opinion (status))
-    status = MILTER_STATUS_CONTINUE;
+    status = self->fallback_status;
   self->in_step = FALSE;
   self->status = status;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATUS]);
@@ -1872,6 +1886,9 @@ milter_client_context_get_property (GObject    *object,
     case PROP_N_PROCESSING_SESSIONS:
       g_value_set_uint (value, milter_client_context_get_n_processing_sessions (self));
       break;
+    case PROP_FALLBACK_STATUS:
+      g_value_set_enum (value, self->fallback_status);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -1919,6 +1936,9 @@ milter_client_context_set_property (GObject      *object,
       break;
     case PROP_MAX_MACROS:
       milter_client_context_set_max_macros (self, g_value_get_uint (value));
+      break;
+    case PROP_FALLBACK_STATUS:
+      milter_client_context_set_fallback_status (self, g_value_get_enum (value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -2144,6 +2164,24 @@ install_properties (GObjectClass *object_class)
     g_param_spec_uint ("n-processing-sessions", "Processing sessions", "Sessions served now",
                        0, G_MAXUINT, 0, ro);
 
+  /**
+   * MilterClientContext:fallback-status:
+   *
+   * The reply when no handler of an event has an opinion: none returned
+   * anything but %MILTER_STATUS_DEFAULT or %MILTER_STATUS_NOT_CHANGE. A
+   * handler in a language binding that raises an exception or returns
+   * nothing yields %MILTER_STATUS_DEFAULT (the exception is logged by the
+   * binding), so this is also what such a failure leads to. The default,
+   * %MILTER_STATUS_CONTINUE, lets mail through as milter manager's
+   * bindings did; %MILTER_STATUS_TEMPORARY_FAILURE makes the MTA retry
+   * later instead. Negotiation is not affected.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_FALLBACK_STATUS] =
+    g_param_spec_enum ("fallback-status", "Fallback status", "The reply when no handler has an opinion",
+                       MILTER_TYPE_STATUS, MILTER_STATUS_CONTINUE, rw);
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
@@ -2191,8 +2229,8 @@ install_event_signals (void)
   /**
    * MilterClientContext::connect:
    * @context: the context
-   * @host_name: the SMTP client's host name, or `[address]` when it has
-   *   none
+   * @host_name: (type filename): the SMTP client's host name, or
+   *   `[address]` when it has none
    * @address: (nullable): the SMTP client's address: a #GInetSocketAddress,
    *   a #GUnixSocketAddress, or %NULL when the MTA does not know it
    *
@@ -2212,7 +2250,7 @@ install_event_signals (void)
   /**
    * MilterClientContext::helo:
    * @context: the context
-   * @fqdn: the name given with HELO or EHLO
+   * @fqdn: (type filename): the name given with HELO or EHLO
    *
    * The SMTP client said HELO or EHLO (xxfi_helo); it may say it again.
    *
@@ -2227,7 +2265,8 @@ install_event_signals (void)
   /**
    * MilterClientContext::envelope-from:
    * @context: the context
-   * @from: the sender in angle brackets (`<>` for the null sender)
+   * @from: (type filename): the sender in angle brackets (`<>` for the
+   *   null sender)
    *
    * MAIL FROM: a message starts (xxfi_envfrom). ESMTP parameters are in
    * milter_client_context_get_esmtp_parameters(). %MILTER_STATUS_REJECT
@@ -2245,7 +2284,7 @@ install_event_signals (void)
   /**
    * MilterClientContext::envelope-recipient:
    * @context: the context
-   * @recipient: the recipient in angle brackets
+   * @recipient: (type filename): the recipient in angle brackets
    *
    * RCPT TO (xxfi_envrcpt). %MILTER_STATUS_REJECT and
    * %MILTER_STATUS_TEMPORARY_FAILURE refuse this recipient only; the
@@ -2275,7 +2314,7 @@ install_event_signals (void)
   /**
    * MilterClientContext::unknown:
    * @context: the context
-   * @command: the whole SMTP command line
+   * @command: (type filename): the whole SMTP command line
    *
    * An SMTP command the MTA does not know (xxfi_unknown). The MTA rejects
    * it whatever the status.
@@ -2291,10 +2330,14 @@ install_event_signals (void)
   /**
    * MilterClientContext::header:
    * @context: the context
-   * @name: the header name
-   * @value: the value, without the line break at its end; folded lines are
-   *   joined by "\n". Unless %MILTER_STEP_HEADER_LEADING_SPACE was
-   *   negotiated, the MTA removed one space after the colon.
+   * @name: (type filename): the header name
+   * @value: (type filename): the value, without the line break at its
+   *   end; folded lines are joined by "\n". Unless
+   *   %MILTER_STEP_HEADER_LEADING_SPACE was negotiated, the MTA removed one
+   *   space after the colon. Header values need not be UTF-8: bindings see
+   *   the value as a file name (Python: a str in which bytes that are not
+   *   UTF-8 are kept as surrogate escapes; value.encode("utf-8",
+   *   "surrogateescape") gives the bytes back).
    *
    * One header of the message (xxfi_header).
    *
@@ -2322,8 +2365,8 @@ install_event_signals (void)
   /**
    * MilterClientContext::body:
    * @context: the context
-   * @chunk: a body chunk (CRLF line ends); it may contain NUL bytes, so
-   *   use @size
+   * @chunk: (type filename): a body chunk (CRLF line ends); it may
+   *   contain NUL bytes, so use @size
    * @size: the size of @chunk
    *
    * A body chunk of at most 65535 bytes (xxfi_body), for C. Bindings should
@@ -2357,7 +2400,7 @@ install_event_signals (void)
   /**
    * MilterClientContext::end-of-message:
    * @context: the context
-   * @chunk: (nullable): a last body chunk, rarely sent
+   * @chunk: (type filename) (nullable): a last body chunk, rarely sent
    * @size: the size of @chunk
    *
    * The whole message was sent (xxfi_eom): the only time to modify it.
@@ -2658,6 +2701,7 @@ milter_client_context_init (MilterClientContext *self)
   self->timeout = MILTER_CLIENT_CONTEXT_DEFAULT_TIMEOUT;
   self->max_headers = DEFAULT_MAX_HEADERS;
   self->max_macros = MILTER_DECODER_DEFAULT_MAX_MACROS;
+  self->fallback_status = MILTER_STATUS_CONTINUE;
   memcpy (self->allowed, next_positions, sizeof self->allowed);
 }
 
@@ -4158,6 +4202,56 @@ milter_client_context_set_max_macros (MilterClientContext *context,
   context->max_macros = max_macros;
   milter_decoder_set_max_macros (context->decoder, max_macros);
   g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_MAX_MACROS]);
+}
+
+/**
+ * milter_client_context_get_fallback_status:
+ * @context: a #MilterClientContext
+ *
+ * Gets #MilterClientContext:fallback-status.
+ *
+ * Returns: the status used when no handler has an opinion
+ *
+ * Since: 1.0
+ */
+MilterStatus
+milter_client_context_get_fallback_status (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), MILTER_STATUS_CONTINUE);
+
+  return context->fallback_status;
+}
+
+static gboolean
+is_verdict (MilterStatus status)
+{
+  return status == MILTER_STATUS_CONTINUE || status == MILTER_STATUS_ACCEPT ||
+         status == MILTER_STATUS_REJECT || status == MILTER_STATUS_TEMPORARY_FAILURE ||
+         status == MILTER_STATUS_DISCARD;
+}
+
+/**
+ * milter_client_context_set_fallback_status:
+ * @context: a #MilterClientContext
+ * @status: %MILTER_STATUS_CONTINUE, %MILTER_STATUS_ACCEPT,
+ *   %MILTER_STATUS_REJECT, %MILTER_STATUS_TEMPORARY_FAILURE or
+ *   %MILTER_STATUS_DISCARD
+ *
+ * Sets #MilterClientContext:fallback-status.
+ *
+ * Since: 1.0
+ */
+void
+milter_client_context_set_fallback_status (MilterClientContext *context,
+                                           MilterStatus         status)
+{
+  g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
+  g_return_if_fail (is_verdict (status));
+
+  if (context->fallback_status == status)
+    return;
+  context->fallback_status = status;
+  g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_FALLBACK_STATUS]);
 }
 
 /**

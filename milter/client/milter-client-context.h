@@ -286,6 +286,11 @@ MILTER_AVAILABLE_IN_ALL
 void milter_client_context_set_max_macros (MilterClientContext *context,
                                            guint                max_macros);
 MILTER_AVAILABLE_IN_ALL
+MilterStatus milter_client_context_get_fallback_status (MilterClientContext *context);
+MILTER_AVAILABLE_IN_ALL
+void milter_client_context_set_fallback_status (MilterClientContext *context,
+                                                MilterStatus         status);
+MILTER_AVAILABLE_IN_ALL
 guint milter_client_context_get_n_processing_sessions (MilterClientContext *context);
 MILTER_AVAILABLE_IN_ALL
 gboolean milter_client_context_is_finished (MilterClientContext *context);

@@ -127,6 +127,7 @@ struct _MilterClient
   guint max_packet_length;
   guint max_headers;
   guint max_macros;
+  MilterStatus fallback_status;
 
   /* Service settings */
   guint max_connections;
@@ -178,6 +179,7 @@ enum {
   PROP_DAEMON,
   PROP_PID_FILE,
   PROP_N_PROCESSING_SESSIONS,
+  PROP_FALLBACK_STATUS,
   N_PROPS
 };
 
@@ -753,6 +755,9 @@ milter_client_get_property (GObject    *object,
     case PROP_N_PROCESSING_SESSIONS:
       g_value_set_uint (value, self->sessions->len);
       break;
+    case PROP_FALLBACK_STATUS:
+      g_value_set_enum (value, self->fallback_status);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -825,6 +830,9 @@ milter_client_set_property (GObject      *object,
       break;
     case PROP_PID_FILE:
       set_string (self, &self->pid_file, g_value_get_string (value), prop_id);
+      break;
+    case PROP_FALLBACK_STATUS:
+      self->fallback_status = g_value_get_enum (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -1068,6 +1076,19 @@ install_properties (GObjectClass *object_class)
     g_param_spec_uint ("n-processing-sessions", "Processing sessions", "Sessions in progress",
                        0, G_MAXUINT, 0, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
 
+  /**
+   * MilterClient:fallback-status:
+   *
+   * The #MilterClientContext:fallback-status of new sessions: the reply when
+   * no handler has an opinion, also when a handler in a language binding
+   * raised an exception.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_FALLBACK_STATUS] =
+    g_param_spec_enum ("fallback-status", "Fallback status", "The reply when no handler has an opinion",
+                       MILTER_TYPE_STATUS, MILTER_STATUS_CONTINUE, rw);
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
@@ -1153,6 +1174,7 @@ milter_client_init (MilterClient *self)
   self->max_packet_length = MILTER_DECODER_DEFAULT_MAX_PACKET_LENGTH;
   self->max_headers = 10000;
   self->max_macros = MILTER_DECODER_DEFAULT_MAX_MACROS;
+  self->fallback_status = MILTER_STATUS_CONTINUE;
   self->unix_socket_mode = DEFAULT_UNIX_SOCKET_MODE;
   self->remove_unix_socket_on_close = TRUE;
   self->shutdown_grace_period = DEFAULT_GRACE_PERIOD;
@@ -1407,6 +1429,7 @@ milter_client_handle_stream (MilterClient  *client,
                 "max-packet-length", client->max_packet_length,
                 "max-headers", client->max_headers,
                 "max-macros", client->max_macros,
+                "fallback-status", client->fallback_status,
                 NULL);
   g_ptr_array_add (client->sessions, context);
   g_signal_connect (context, "finished", G_CALLBACK (on_session_finished), client);
