@@ -16,25 +16,27 @@ if [ ! -f "$build/build.ninja" ]; then
     -Db_lundef=false -Dintrospection=disabled >/dev/null || exit 1
 fi
 ninja -C "$build" >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
+build=$(cd "$build" && pwd)
 
 passed=0
 failed=0
 for target in "$build"/tests/fuzz/fuzz-*; do
-  [ -x "$target" ] || continue
+  [ -f "$target" ] && [ -x "$target" ] || continue
   name=$(basename "$target")
   [ "$name" = fuzz-seeds ] && continue
-  corpus=$(mktemp -d)
-  "$build/tests/fuzz/fuzz-seeds" "$corpus"
-  if (cd "$corpus" && "$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-        -print_final_stats=1 "$corpus" > "$corpus.log" 2>&1); then
-    echo "fuzz: $name ok ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$corpus.log" | grep -o '[0-9]*$') runs)"
+  seeds=$(mktemp -d)
+  "$build/tests/fuzz/fuzz-seeds" "$seeds"
+  corpus="$seeds/$name"
+  if (cd "$seeds" && "$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+        -print_final_stats=1 "$corpus" > "$seeds/log" 2>&1); then
+    echo "fuzz: $name ok ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$seeds/log" | grep -o '[0-9]*$') runs)"
     passed=$((passed + 1))
   else
     echo "fuzz: $name FAILED"
-    tail -n 40 "$corpus.log"
+    tail -n 40 "$seeds/log"
     failed=$((failed + 1))
   fi
-  rm -rf "$corpus" "$corpus.log"
+  rm -rf "$seeds"
 done
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -420,7 +420,7 @@ main (int    argc,
     { "add-header", 0, 0, G_OPTION_ARG_STRING_ARRAY, &added_headers,
       "Add a header at end-of-message; repeatable", "NAME:VALUE" },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print nothing", NULL },
-    { NULL }
+    G_OPTION_ENTRY_NULL
   };
 
   setlocale (LC_ALL, "");

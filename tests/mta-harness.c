@@ -98,6 +98,18 @@ mta_harness_send (MtaHarness *mta,
   g_byte_array_set_size (packets, 0);
 }
 
+gssize
+mta_harness_try_send (MtaHarness *mta,
+                      GByteArray *packets)
+{
+  g_autoptr(GError) error = NULL;
+  gssize n = g_socket_send (mta->socket, (const gchar *) packets->data, packets->len, NULL, &error);
+
+  if (n >= 0)
+    return n;
+  return g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK) ? 0 : -1;
+}
+
 void
 mta_harness_send_hex (MtaHarness  *mta,
                       const gchar *hex)

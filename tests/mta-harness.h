@@ -21,6 +21,10 @@ MtaHarness *mta_harness_new_pair (GIOStream **filter_end);
 /* Sends raw bytes (the packets of a GByteArray) and empties it. */
 void mta_harness_send (MtaHarness *mta,
                        GByteArray *packets);
+/* Sends what the socket takes now, without waiting: the bytes sent, or -1
+ * if the connection is gone. The packets stay in @packets. */
+gssize mta_harness_try_send (MtaHarness *mta,
+                             GByteArray *packets);
 void mta_harness_send_hex (MtaHarness  *mta,
                            const gchar *hex);
 

@@ -1217,6 +1217,120 @@ test_timeout_not_during_progress (Fixture *f, gconstpointer data)
   mta_harness_expect (f->mta, "c");
 }
 
+/* ---- limits -------------------------------------------------------------- */
+
+static void
+test_limit_headers (Fixture *f, gconstpointer data)
+{
+  hook_all (f);
+  milter_client_context_set_max_headers (f->context, 3);
+  drive_to (f, "header");
+  mta_harness_expect (f->mta, "c");
+  for (guint i = 0; i < 2; i++)
+    {
+      mta_harness_header (f->mta, "X-More", "x");
+      mta_harness_expect (f->mta, "c");
+    }
+  /* The fourth header is one too many. */
+  mta_harness_header (f->mta, "X-More", "x");
+  mta_harness_expect_closed (f->mta);
+  wait_finished (f);
+  g_assert_error (f->error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_HEADERS);
+  g_assert_cmpuint (f->n_abort, ==, 1);
+}
+
+static void
+test_limit_macros (Fixture *f, gconstpointer data)
+{
+  const gchar *names[] = { "a", "b", "c", NULL };
+  const gchar *values[] = { "1", "2", "3", NULL };
+  g_autoptr(GByteArray) packet = g_byte_array_new ();
+
+  hook_all (f);
+  milter_client_context_set_max_macros (f->context, 2);
+  negotiate (f);
+  milter_encoder_encode_define_macro (packet, 'C', names, values);
+  mta_harness_send (f->mta, packet);
+  mta_harness_expect_closed (f->mta);
+  wait_finished (f);
+  g_assert_error (f->error, MILTER_DECODER_ERROR, MILTER_DECODER_ERROR_TOO_MANY_MACROS);
+}
+
+/* A peer that sends one byte a second still runs into the timeout: only
+ * whole commands count as activity. */
+static void
+test_limit_slow_peer (Fixture *f, gconstpointer data)
+{
+  static const guint8 helo[] = { 0, 0, 0, 12, 'H', 's', 'l', 'o', 'w', '.', 'e', 'x', 'a', 'm', 0 };
+  gint64 started;
+  guint sent = 0;
+
+  hook_all (f);
+  milter_client_context_set_timeout (f->context, 2);
+  negotiate (f);
+  started = g_get_monotonic_time ();
+  while (f->n_finished == 0 && sent < sizeof helo)
+    {
+      g_autoptr(GByteArray) one = g_byte_array_new ();
+
+      g_byte_array_append (one, helo + sent++, 1);
+      mta_harness_send (f->mta, one);
+      test_util_run_for (500);
+    }
+  wait_finished (f);
+  g_assert_cmpuint (sent, <, sizeof helo);  /* cut off before the end */
+  g_assert_cmpint (g_get_monotonic_time () - started, <, 4 * G_USEC_PER_SEC);
+  g_assert_false (strstr (f->events->str, "helo") != NULL);
+}
+
+/* A peer that sends and sends but never reads: the context stops reading
+ * once replies pile up, so its queue stays bounded, and the timeout ends
+ * the session. */
+static void
+count_timeout (MilterClientContext *context,
+               guint               *timeouts)
+{
+  (*timeouts)++;
+}
+
+static void
+test_limit_peer_not_reading (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GByteArray) batch = g_byte_array_new ();
+  g_autoptr(GByteArray) rest = g_byte_array_new ();
+  gsize max_output = 0;
+  guint timeouts = 0;
+  gint64 until = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+  hook_all (f);
+  g_signal_connect (f->context, "timeout", G_CALLBACK (count_timeout), &timeouts);
+  milter_client_context_set_timeout (f->context, 1);
+  negotiate (f);
+  connect_and_helo (f);
+  for (guint i = 0; i < 4096; i++)
+    milter_encoder_encode_string (batch, 'U', "NOOP");
+  /* Keep writing whole packets for as long as the filter reads. */
+  while (f->n_finished == 0 && g_get_monotonic_time () < until)
+    {
+      gssize n;
+
+      if (rest->len == 0)
+        g_byte_array_append (rest, batch->data, batch->len);
+      n = mta_harness_try_send (f->mta, rest);
+      if (n < 0)
+        break;  /* the connection is gone */
+      g_byte_array_remove_range (rest, 0, (guint) n);
+      g_main_context_iteration (NULL, FALSE);
+      max_output = MAX (max_output, milter_client_context_get_output_size (f->context));
+    }
+  wait_finished (f);
+  g_test_message ("largest write queue: %" G_GSIZE_FORMAT " bytes", max_output);
+  g_assert_cmpuint (max_output, <, 1024 * 1024);
+  /* Ended by the timeout, not by a broken stream. */
+  g_assert_cmpuint (timeouts, ==, 1);
+  g_assert_null (f->error);
+}
+
 /* ---- content ----------------------------------------------------------- */
 
 static void
@@ -1890,6 +2004,10 @@ main (int    argc,
   ADD ("end/quit", test_quit);
   ADD ("end/timeout", test_timeout);
   ADD ("end/timeout-not-during-progress", test_timeout_not_during_progress);
+  ADD ("limits/headers", test_limit_headers);
+  ADD ("limits/macros", test_limit_macros);
+  ADD ("limits/slow-peer", test_limit_slow_peer);
+  ADD ("limits/peer-not-reading", test_limit_peer_not_reading);
   ADD ("content/body-with-nul", test_body_with_nul);
   ADD ("content/use-bytes", test_use_bytes);
   ADD ("content/body-first-decisive-wins", test_body_first_decisive_wins);

@@ -464,7 +464,7 @@ test_several_specs (void)
       MtaHarness *mta = connect_to (l->data);
       g_autofree gchar *served_by = run_session (mta);
 
-      g_test_message ("served on %s", spec);
+      g_test_message ("served on %s by %s", spec, served_by);
       mta_harness_free (mta);
     }
   g_list_free_full (addresses, g_object_unref);

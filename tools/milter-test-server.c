@@ -470,7 +470,7 @@ parse_options (Tool    *tool,
       "Load mode: over this many connections at once (default: 1)", "C" },
     { "messages-per-connection", 0, 0, G_OPTION_ARG_INT, &tool->messages_per_connection,
       "Load mode: messages sent on one connection before it is closed (default: 1)", "M" },
-    { NULL }
+    G_OPTION_ENTRY_NULL
   };
   g_autoptr(GOptionContext) context = g_option_context_new ("- MTA emulator for milters");
 
@@ -1343,9 +1343,6 @@ print_single_result (Tool *tool)
       g_string_append (out, ",\"negotiated\":");
       if (tool->option != NULL)
         {
-          g_autofree gchar *action = NULL;
-          g_autofree gchar *step = NULL;
-
           g_string_append_printf (out, "{\"version\":%u,\"action\":%u,\"step\":%u,\"macros\":",
                                   milter_option_get_version (tool->option),
                                   milter_option_get_action (tool->option),

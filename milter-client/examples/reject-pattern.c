@@ -115,7 +115,7 @@ main (int    argc,
   GOptionEntry entries[] = {
     { "pattern", 'p', 0, G_OPTION_ARG_STRING, &expression,
       "A regular expression (PCRE) looked for in the Subject and the body", "REGEX" },
-    { NULL }
+    G_OPTION_ENTRY_NULL
   };
 
   g_option_context_add_main_entries (options, entries, NULL);

@@ -13,4 +13,7 @@ GBytes *milter_client_context_take_output (MilterClientContext *context);
  * finished, close. Used by MilterClient when it shuts down. */
 void milter_client_context_shutdown (MilterClientContext *context);
 
+/* Bytes of replies waiting to be written (tests check it stays bounded). */
+gsize milter_client_context_get_output_size (MilterClientContext *context);
+
 G_END_DECLS

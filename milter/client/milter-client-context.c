@@ -259,7 +259,7 @@ struct _MilterClientContext
   MilterDecoder *decoder;
   GByteArray *out;         /* replies not yet written */
   gsize out_offset;        /* of out, already written */
-  gint64 last_activity;    /* monotonic, µs */
+  gint64 last_activity;    /* monotonic, µs: last whole command or write */
   gboolean eof;
 
   /* Session */
@@ -1216,6 +1216,8 @@ static gboolean
 process_input (MilterClientContext  *self,
                GError              **error)
 {
+  gboolean progressed = FALSE;
+
   while (!self->reply_pending && !self->closing)
     {
       GError *decode_error = NULL;
@@ -1233,7 +1235,12 @@ process_input (MilterClientContext  *self,
           break;
         }
       dispatch (self, packet);
+      progressed = TRUE;
     }
+  /* Only whole commands count as activity: a peer trickling one byte a
+   * second must still run into the timeout. */
+  if (progressed)
+    self->last_activity = g_get_monotonic_time ();
   if (milter_decoder_get_pending_size (self->decoder) == 0)
     milter_decoder_release_buffer (self->decoder);
   return TRUE;
@@ -1716,7 +1723,6 @@ on_readable (GObject  *stream,
   if (n > 0)
     {
       milter_decoder_commit (self->decoder, (gsize) n);
-      self->last_activity = g_get_monotonic_time ();
       process_input (self, NULL);
       flush_output (self);
     }
@@ -2081,9 +2087,10 @@ install_properties (GObjectClass *object_class)
   /**
    * MilterClientContext:timeout:
    *
-   * Seconds the MTA may stay silent (or not read our replies) before the
-   * session ends with #MilterClientContext::timeout; 0 for none. Time a
-   * handler takes to reply does not count.
+   * Seconds the MTA may take to send its next whole command (or to read our
+   * replies) before the session ends with #MilterClientContext::timeout;
+   * 0 for none. A command trickling in byte by byte does not restart the
+   * count. Time a handler takes to reply does not count.
    *
    * Since: 1.0
    */
@@ -2830,6 +2837,14 @@ milter_client_context_take_output (MilterClientContext *context)
   g_byte_array_set_size (context->out, 0);
   context->out_offset = 0;
   return bytes;
+}
+
+gsize
+milter_client_context_get_output_size (MilterClientContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), 0);
+
+  return output_pending (context);
 }
 
 void

@@ -1861,7 +1861,7 @@ milter_client_get_option_group (MilterClient *client)
       "Write the process ID to FILE", "FILE" },
     { "log-level", 0, 0, G_OPTION_ARG_STRING, &client->option_log_level,
       "Log at LEVEL and above: error, warning, message, info, debug", "LEVEL" },
-    { NULL }
+    G_OPTION_ENTRY_NULL
   };
   GOptionGroup *group;
 

@@ -5,6 +5,8 @@
 
 #include "milter/core/milter-encoder-private.h"
 
+#include <string.h>
+
 /* Writes a seed corpus of valid sessions for the fuzz targets into the
  * directory given as argument: what Postfix sends to a filter, and what a
  * filter answers, each prefixed with the fuzzers' control byte. */
@@ -89,23 +91,117 @@ milter_replies (GByteArray *out)
   milter_encoder_encode_empty (out, 'a');
 }
 
+/* The milter's side of the session the server-context target plays:
+ * negotiation, one reply per command, then end-of-message's changes. */
+static void
+session_replies (GByteArray *out,
+                 gchar       verdict_at_rcpt)
+{
+  g_autoptr(MilterOption) option = milter_option_new (6, MILTER_ACTION_ALL, MILTER_STEP_SKIP);
+
+  milter_encoder_encode_negotiate_reply (out, option, NULL);
+  for (guint i = 0; i < 3; i++)
+    milter_encoder_encode_empty (out, 'c');  /* connect, helo, mail */
+  if (verdict_at_rcpt == 'y')
+    milter_encoder_encode_string (out, 'y', "550 5.1.1 No such user");
+  else
+    milter_encoder_encode_empty (out, verdict_at_rcpt);
+  for (guint i = 0; i < 4; i++)
+    milter_encoder_encode_empty (out, 'c');  /* data, header, end-of-header, body */
+  milter_replies (out);
+  milter_encoder_encode_empty (out, 'c');    /* unknown */
+}
+
+static gchar *
+make_dir (const gchar *top,
+          const gchar *target)
+{
+  gchar *dir = g_build_filename (top, target, NULL);
+
+  g_mkdir_with_parents (dir, 0755);
+  return dir;
+}
+
+static void
+write_text_seed (const gchar *dir,
+                 const gchar *name,
+                 guint8       selector,
+                 const gchar *text)
+{
+  g_autoptr(GByteArray) stream = g_byte_array_new ();
+
+  g_byte_array_append (stream, (const guint8 *) text, (guint) strlen (text));
+  write_seed (dir, name, selector, stream);
+}
+
+/* Writes one directory of seeds per fuzz target. */
 int
 main (int    argc,
       char **argv)
 {
   g_autoptr(GByteArray) stream = g_byte_array_new ();
+  g_autofree gchar *decoder = NULL;
+  g_autofree gchar *client = NULL;
+  g_autofree gchar *server = NULL;
+  g_autofree gchar *parsers = NULL;
+  /* Handler statuses (one byte per event), a flags byte, a split byte:
+   * all continue; progress everywhere; a reject at RCPT with skips. */
+  static const guint8 plans[][14] = {
+    { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0 },
+    { 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 3, 7 },
+    { 9, 0, 3, 1, 2, 0, 6, 1, 0, 6, 5, 1, 12, 1 },
+  };
 
   if (argc != 2)
     g_error ("usage: %s DIRECTORY", argv[0]);
-  g_mkdir_with_parents (argv[1], 0755);
+  decoder = make_dir (argv[1], "fuzz-decoder");
+  client = make_dir (argv[1], "fuzz-client-context");
+  server = make_dir (argv[1], "fuzz-server-context");
+  parsers = make_dir (argv[1], "fuzz-parsers");
 
   postfix_session (stream);
-  write_seed (argv[1], "postfix-session-whole", 0xfe, stream);
+  write_seed (decoder, "postfix-session-whole", 0xfe, stream);
   postfix_session (stream);
-  write_seed (argv[1], "postfix-session-split7", 12, stream);
+  write_seed (decoder, "postfix-session-split7", 12, stream);
   milter_replies (stream);
-  write_seed (argv[1], "milter-replies-whole", 0xff, stream);
+  write_seed (decoder, "milter-replies-whole", 0xff, stream);
   milter_replies (stream);
-  write_seed (argv[1], "milter-replies-split3", 5, stream);
+  write_seed (decoder, "milter-replies-split3", 5, stream);
+
+  for (guint i = 0; i < G_N_ELEMENTS (plans); i++)
+    {
+      g_autofree gchar *name = g_strdup_printf ("postfix-session-plan%u", i);
+
+      g_byte_array_append (stream, plans[i] + 1, sizeof plans[i] - 1);
+      postfix_session (stream);
+      write_seed (client, name, plans[i][0], stream);
+    }
+
+  session_replies (stream, 'c');
+  write_seed (server, "session", 'O', stream);
+  session_replies (stream, 'y');
+  write_seed (server, "session-reply-code", 'O', stream);
+  /* write_seed's first byte is part of the stream here: drop it. */
+  {
+    g_autoptr(GDir) dir = g_dir_open (server, 0, NULL);
+    const gchar *name;
+
+    while ((name = g_dir_read_name (dir)) != NULL)
+      {
+        g_autofree gchar *path = g_build_filename (server, name, NULL);
+        g_autofree gchar *contents = NULL;
+        gsize length;
+
+        g_file_get_contents (path, &contents, &length, NULL);
+        g_file_set_contents (path, contents + 1, (gssize) length - 1, NULL);
+      }
+  }
+
+  write_text_seed (parsers, "unix", 1, "unix:/run/milter/filter.sock");
+  write_text_seed (parsers, "inet", 1, "inet:10025@127.0.0.1");
+  write_text_seed (parsers, "inet6", 1, "inet6:10025@[::1]");
+  write_text_seed (parsers, "postfix-style", 1, "inet:localhost:10025");
+  write_text_seed (parsers, "reply", 0, "550 5.7.1 Go away, 100% spam");
+  write_text_seed (parsers, "multi-line", 0, "\x21line one|line two|line three");
   return 0;
 }
