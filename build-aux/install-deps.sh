@@ -9,7 +9,7 @@ set -eu
 packages="
   build-essential pkg-config meson ninja-build
   libglib2.0-dev libglib2.0-doc gobject-introspection libgirepository1.0-dev
-  gtk-doc-tools python3-gi ruby-gobject-introspection
+  gtk-doc-tools python3-gi ruby-gobject-introspection ruby-gio2
   valgrind clang libclang-rt-14-dev
   libmilter-dev miltertest swaks postfix procps
 "

@@ -1,0 +1,91 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""reject-pattern: rejects messages whose Subject or body matches a
+regular expression, with a custom SMTP reply.
+
+  reject-pattern.py -s unix:/run/reject.sock --pattern '(?i)lottery|viagra'
+"""
+
+import argparse
+import re
+import sys
+
+import gi
+
+gi.require_version("Milter", "1.0")
+from gi.repository import GLib, Milter  # noqa: E402
+
+# The body kept per message is capped: the pattern is looked for in the
+# first MAX_BODY bytes only.
+MAX_BODY = 1024 * 1024
+
+
+class Connection:
+    """The state of one MTA connection; its methods are the handlers."""
+
+    def __init__(self, pattern):
+        self.pattern = pattern
+        self.body = bytearray()
+        self.matched = False
+
+    def on_envelope_from(self, context, sender):
+        # A new message.
+        self.body = bytearray()
+        self.matched = False
+        return Milter.Status.CONTINUE
+
+    def on_header(self, context, name, value):
+        # Header values need not be UTF-8: match the bytes the MTA sent.
+        raw = value.encode("utf-8", "surrogateescape")
+        if name.lower() == "subject" and self.pattern.search(raw):
+            self.matched = True
+        return Milter.Status.CONTINUE
+
+    def on_body(self, context, chunk):
+        self.body += chunk.get_data()[:MAX_BODY - len(self.body)]
+        # Nothing more to learn: ask the MTA to skip the rest of the body.
+        return Milter.Status.SKIP if len(self.body) >= MAX_BODY else Milter.Status.CONTINUE
+
+    def on_end_of_message(self, context, chunk):
+        if not (self.matched or self.pattern.search(self.body)):
+            return Milter.Status.CONTINUE
+        # Used by the REJECT below (its class matches).
+        context.set_reply(550, "5.7.1", "Message rejected: it matches a blocked pattern")
+        return Milter.Status.REJECT
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Reject messages matching a pattern.")
+    parser.add_argument("-s", "--connection-spec", action="append", default=[], metavar="SPEC",
+                        help="where to listen: unix:PATH, inet:PORT[@HOST] or inet6:PORT[@HOST]")
+    parser.add_argument("-p", "--pattern", required=True, metavar="REGEX",
+                        help="a regular expression looked for in the Subject and the body")
+    args = parser.parse_args()
+    try:
+        # Bytes: the body and the headers are not necessarily UTF-8.
+        pattern = re.compile(args.pattern.encode("utf-8", "surrogateescape"), re.MULTILINE)
+    except re.error as error:
+        parser.error("--pattern: %s" % error)
+
+    def on_connection_established(client, context):
+        connection = Connection(pattern)
+        context.connect("envelope-from", connection.on_envelope_from)
+        context.connect("header", connection.on_header)
+        context.connect("body-bytes", connection.on_body)
+        context.connect("end-of-message-bytes", connection.on_end_of_message)
+
+    client = Milter.Client.new()
+    try:
+        for spec in args.connection_spec:
+            client.add_connection_spec(spec)
+    except GLib.Error as error:
+        parser.error(error.message)
+    client.connect("connection-established", on_connection_established)
+    try:
+        client.run()
+    except GLib.Error as error:
+        sys.exit("reject-pattern: " + error.message)
+
+
+if __name__ == "__main__":
+    main()
