@@ -18,7 +18,7 @@ status=$?
 undocumented="$build/doc/reference/milter-glib-undocumented.txt"
 failed=0
 # gtk-doc's complaints; not meson's own output (its -Werror=… flags).
-problems=$(grep -iE "warning|error" "$log" | grep -vE "Compiler for C supports|werror")
+problems=$(grep -E "[Ww]arning[: ]|[Ee]rror:|WARNING|ERROR" "$log" | grep -vE "Compiler for C supports|werror")
 if [ $status != 0 ] || [ -n "$problems" ]; then
   printf '%s\n' "$problems"
   failed=1

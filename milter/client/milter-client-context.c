@@ -3183,8 +3183,8 @@ check_line (const gchar  *what,
 /**
  * milter_client_context_add_header:
  * @context: a #MilterClientContext
- * @name: the header name
- * @value: the value; break long lines with "\n" followed by a space or tab
+ * @name: (type filename): the header name
+ * @value: (type filename): the value; break long lines with "\n" followed by a space or tab
  * @error: return location for a #GError, or %NULL
  *
  * Appends a header to the message (smfi_addheader). Needs
@@ -3215,8 +3215,8 @@ milter_client_context_add_header (MilterClientContext  *context,
  * milter_client_context_insert_header:
  * @context: a #MilterClientContext
  * @index: the position: 0 puts the header first; past the end appends
- * @name: the header name
- * @value: the value
+ * @name: (type filename): the header name
+ * @value: (type filename): the value
  * @error: return location for a #GError, or %NULL
  *
  * Inserts a header (smfi_insheader). Headers the MTA adds itself and does
@@ -3248,9 +3248,9 @@ milter_client_context_insert_header (MilterClientContext  *context,
 /**
  * milter_client_context_change_header:
  * @context: a #MilterClientContext
- * @name: the header name
+ * @name: (type filename): the header name
  * @index: which header of that name, from 1
- * @value: (nullable): the new value; %NULL deletes the header
+ * @value: (type filename) (nullable): the new value; %NULL deletes the header
  * @error: return location for a #GError, or %NULL
  *
  * Changes the @index-th header called @name (smfi_chgheader). If there is
@@ -3284,7 +3284,7 @@ milter_client_context_change_header (MilterClientContext  *context,
 /**
  * milter_client_context_delete_header:
  * @context: a #MilterClientContext
- * @name: the header name
+ * @name: (type filename): the header name
  * @index: which header of that name, from 1
  * @error: return location for a #GError, or %NULL
  *
@@ -3307,8 +3307,8 @@ milter_client_context_delete_header (MilterClientContext  *context,
 /**
  * milter_client_context_change_from:
  * @context: a #MilterClientContext
- * @from: the new envelope sender
- * @parameters: (nullable): ESMTP parameters, space-separated (Postfix
+ * @from: (type filename): the new envelope sender
+ * @parameters: (type filename) (nullable): ESMTP parameters, space-separated (Postfix
  *   keeps only RET and ENVID)
  * @error: return location for a #GError, or %NULL
  *
@@ -3340,8 +3340,8 @@ milter_client_context_change_from (MilterClientContext  *context,
 /**
  * milter_client_context_add_recipient:
  * @context: a #MilterClientContext
- * @recipient: the new envelope recipient
- * @parameters: (nullable): ESMTP parameters, space-separated (Postfix keeps
+ * @recipient: (type filename): the new envelope recipient
+ * @parameters: (type filename) (nullable): ESMTP parameters, space-separated (Postfix keeps
  *   only NOTIFY and ORCPT)
  * @error: return location for a #GError, or %NULL
  *
@@ -3380,7 +3380,7 @@ milter_client_context_add_recipient (MilterClientContext  *context,
 /**
  * milter_client_context_delete_recipient:
  * @context: a #MilterClientContext
- * @recipient: the recipient, exactly as RCPT TO gave it (with angle
+ * @recipient: (type filename): the recipient, exactly as RCPT TO gave it (with angle
  *   brackets)
  * @error: return location for a #GError, or %NULL
  *
@@ -3471,7 +3471,7 @@ milter_client_context_replace_body_bytes (MilterClientContext  *context,
 /**
  * milter_client_context_quarantine:
  * @context: a #MilterClientContext
- * @reason: why, non-empty
+ * @reason: (type filename): why, non-empty
  * @error: return location for a #GError, or %NULL
  *
  * Quarantines the message (smfi_quarantine): Postfix puts it in the hold
@@ -3509,7 +3509,12 @@ milter_client_context_quarantine (MilterClientContext  *context,
  * Looks up a macro the MTA sent (smfi_getsymval), searching the latest
  * stage first. Message macros are forgotten when the message ends.
  *
- * Returns: (nullable): the value, or %NULL
+ * Values such as `{auth_authen}` or `{mail_addr}` come from the SMTP
+ * client and need not be UTF-8, so bindings see the value as a file name,
+ * as the string arguments of the event signals (Python: a str with
+ * surrogate escapes).
+ *
+ * Returns: (nullable) (type filename): the value, or %NULL
  *
  * Since: 1.0
  */
@@ -3542,6 +3547,11 @@ milter_client_context_get_macro (MilterClientContext *context,
  * Gets every macro defined now, by name as the MTA sent it (long names in
  * braces), later stages overriding earlier ones.
  *
+ * For bindings the table holds UTF-8 strings (ruby-gnome cannot convert a
+ * table of file names): in Python a value that is not UTF-8 makes this
+ * call raise UnicodeDecodeError. Read values that come from the SMTP client
+ * with milter_client_context_get_macro(), which never fails.
+ *
  * Returns: (transfer none) (element-type utf8 utf8): the macros; valid
  *   until the next command
  *
@@ -3559,6 +3569,47 @@ milter_client_context_get_macros (MilterClientContext *context)
         add_macros_to (context->macros_cache, &context->macros[table], FALSE);
     }
   return context->macros_cache;
+}
+
+static gint
+compare_names (gconstpointer a,
+               gconstpointer b)
+{
+  return strcmp (*(const gchar * const *) a, *(const gchar * const *) b);
+}
+
+/**
+ * milter_client_context_get_macro_names:
+ * @context: a #MilterClientContext
+ *
+ * Gets the names of every macro defined now, as the MTA sent them (long
+ * names in braces). With milter_client_context_get_macro() this reads
+ * macros whose values are not UTF-8 from bindings, which
+ * milter_client_context_get_macros() cannot.
+ *
+ * Returns: (transfer full) (array zero-terminated=1) (element-type filename):
+ *   the names, sorted
+ *
+ * Since: 1.0
+ */
+gchar **
+milter_client_context_get_macro_names (MilterClientContext *context)
+{
+  GHashTable *macros;
+  g_autofree gpointer *keys = NULL;
+  GPtrArray *names;
+  guint n;
+
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
+
+  macros = milter_client_context_get_macros (context);
+  keys = g_hash_table_get_keys_as_array (macros, &n);
+  names = g_ptr_array_new ();
+  for (guint i = 0; i < n; i++)
+    g_ptr_array_add (names, g_strdup (keys[i]));
+  g_ptr_array_sort (names, compare_names);
+  g_ptr_array_add (names, NULL);
+  return (gchar **) g_ptr_array_free (names, FALSE);
 }
 
 /**
@@ -3592,10 +3643,11 @@ milter_client_context_get_command_macros (MilterClientContext *context,
  * @context: a #MilterClientContext
  *
  * Gets the ESMTP parameters of the last MAIL FROM or RCPT TO, such as
- * `SIZE=1024` (the rest of libmilter's argv).
+ * `SIZE=1024` (the rest of libmilter's argv). They come from the SMTP
+ * client and need not be UTF-8: bindings see file names.
  *
- * Returns: (transfer none) (array zero-terminated=1) (nullable): the
- *   parameters, or %NULL outside a message
+ * Returns: (transfer none) (array zero-terminated=1) (element-type filename) (nullable):
+ *   the parameters, or %NULL outside a message
  *
  * Since: 1.0
  */

@@ -200,6 +200,8 @@ const gchar *milter_client_context_get_macro (MilterClientContext *context,
 MILTER_AVAILABLE_IN_ALL
 GHashTable *milter_client_context_get_macros (MilterClientContext *context);
 MILTER_AVAILABLE_IN_ALL
+gchar **milter_client_context_get_macro_names (MilterClientContext *context);
+MILTER_AVAILABLE_IN_ALL
 GHashTable *milter_client_context_get_command_macros (MilterClientContext *context,
                                                       MilterCommand        command);
 MILTER_AVAILABLE_IN_ALL

@@ -1821,6 +1821,42 @@ post_parse (GOptionContext  *context,
 }
 
 /**
+ * milter_client_parse_command_line:
+ * @client: a #MilterClient
+ * @argv: (inout) (array zero-terminated=1) (element-type filename): the
+ *   program's arguments; the options of milter_client_get_option_group()
+ *   are removed, the rest stays
+ * @error: return location for a #GError, or %NULL
+ *
+ * Parses the command line with the options of
+ * milter_client_get_option_group() (and `--help`), for programs that cannot
+ * use a #GOptionContext themselves, such as Python and Ruby ones:
+ *
+ * |[<!-- language="Python" -->
+ * client = Milter.Client.new()
+ * sys.argv = client.parse_command_line(sys.argv)
+ * ]|
+ *
+ * Returns: %TRUE if the options were valid
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_parse_command_line (MilterClient   *client,
+                                  gchar        ***argv,
+                                  GError        **error)
+{
+  g_autoptr(GOptionContext) context = NULL;
+
+  g_return_val_if_fail (MILTER_IS_CLIENT (client), FALSE);
+  g_return_val_if_fail (argv != NULL && *argv != NULL, FALSE);
+
+  context = g_option_context_new (NULL);
+  g_option_context_set_main_group (context, milter_client_get_option_group (client));
+  return g_option_context_parse_strv (context, argv, error);
+}
+
+/**
  * milter_client_get_option_group:
  * @client: a #MilterClient
  *

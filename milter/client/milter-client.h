@@ -121,5 +121,9 @@ GOptionGroup *milter_client_get_option_group (MilterClient *client);
 MILTER_AVAILABLE_IN_ALL
 gboolean milter_client_apply_options (MilterClient  *client,
                                       GError       **error);
+MILTER_AVAILABLE_IN_ALL
+gboolean milter_client_parse_command_line (MilterClient   *client,
+                                           gchar        ***argv,
+                                           GError        **error);
 
 G_END_DECLS

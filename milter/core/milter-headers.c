@@ -173,7 +173,7 @@ header_at (const MilterHeaders *headers,
  *
  * Gets the name of the header at @index, or %NULL past the end.
  *
- * Returns: (nullable): the name of the header at @index, or %NULL past the end
+ * Returns: (type filename) (nullable): the name of the header at @index, or %NULL past the end
  *
  * Since: 1.0
  */
@@ -196,7 +196,7 @@ milter_headers_get_name (const MilterHeaders *headers,
  *
  * Gets the value of the header at @index, or %NULL past the end.
  *
- * Returns: (nullable): the value of the header at @index, or %NULL past the end
+ * Returns: (type filename) (nullable): the value of the header at @index, or %NULL past the end
  *
  * Since: 1.0
  */
@@ -235,12 +235,12 @@ find_nth (const MilterHeaders *headers,
 /**
  * milter_headers_lookup:
  * @headers: a #MilterHeaders
- * @name: a header name (case-insensitive)
+ * @name: (type filename): a header name (case-insensitive)
  * @nth: which header of that name, from 1 (0 counts as 1)
  *
  * Gets the value of the @nth header called @name, or %NULL.
  *
- * Returns: (nullable): the value of the @nth header called @name, or %NULL
+ * Returns: (type filename) (nullable): the value of the @nth header called @name, or %NULL
  *
  * Since: 1.0
  */
@@ -261,7 +261,7 @@ milter_headers_lookup (const MilterHeaders *headers,
 /**
  * milter_headers_count:
  * @headers: a #MilterHeaders
- * @name: a header name (case-insensitive)
+ * @name: (type filename): a header name (case-insensitive)
  *
  * Counts the headers called @name.
  *
@@ -291,8 +291,8 @@ milter_headers_count (const MilterHeaders *headers,
 /**
  * milter_headers_add:
  * @headers: a #MilterHeaders
- * @name: the header name
- * @value: the header value
+ * @name: (type filename): the header name
+ * @value: (type filename): the header value
  *
  * Appends a header.
  *
@@ -314,8 +314,8 @@ milter_headers_add (MilterHeaders *headers,
  * milter_headers_insert:
  * @headers: a #MilterHeaders
  * @index: the position, from 0 at the top; past the end appends
- * @name: the header name
- * @value: the header value
+ * @name: (type filename): the header name
+ * @value: (type filename): the header value
  *
  * Inserts a header before the one at @index.
  *
@@ -340,9 +340,9 @@ milter_headers_insert (MilterHeaders *headers,
 /**
  * milter_headers_change:
  * @headers: a #MilterHeaders
- * @name: the header name (case-insensitive)
+ * @name: (type filename): the header name (case-insensitive)
  * @nth: which header of that name, from 1 (0 counts as 1)
- * @value: (nullable): the new value; %NULL or "" removes the header
+ * @value: (type filename) (nullable): the new value; %NULL or "" removes the header
  *
  * Changes the @nth header called @name. If there is no such header, a
  * non-empty @value is appended as a new header, as MTAs do.
@@ -383,7 +383,7 @@ milter_headers_change (MilterHeaders *headers,
 /**
  * milter_headers_remove:
  * @headers: a #MilterHeaders
- * @name: the header name (case-insensitive)
+ * @name: (type filename): the header name (case-insensitive)
  * @nth: which header of that name, from 1 (0 counts as 1)
  *
  * Removes the @nth header called @name. Later headers move up, as with

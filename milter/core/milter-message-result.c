@@ -288,7 +288,7 @@ milter_message_result_new (void)
  *
  * Gets the envelope sender.
  *
- * Returns: (nullable): the envelope sender
+ * Returns: (type filename) (nullable): the envelope sender
  *
  * Since: 1.0
  */
@@ -303,7 +303,7 @@ milter_message_result_get_from (MilterMessageResult *result)
 /**
  * milter_message_result_set_from:
  * @result: a #MilterMessageResult
- * @from: (nullable): the envelope sender
+ * @from: (type filename) (nullable): the envelope sender
  *
  * Sets the envelope sender.
  *
@@ -343,7 +343,7 @@ milter_message_result_get_recipients (MilterMessageResult *result)
 /**
  * milter_message_result_add_recipient:
  * @result: a #MilterMessageResult
- * @recipient: an envelope recipient
+ * @recipient: (type filename): an envelope recipient
  *
  * Appends an accepted recipient.
  *
@@ -381,7 +381,7 @@ milter_message_result_get_rejected_recipients (MilterMessageResult *result)
 /**
  * milter_message_result_add_rejected_recipient:
  * @result: a #MilterMessageResult
- * @recipient: an envelope recipient
+ * @recipient: (type filename): an envelope recipient
  *
  * Appends a rejected recipient.
  *

@@ -600,7 +600,7 @@ milter_message_to_bytes (MilterMessage *message)
  *
  * Gets the envelope sender.
  *
- * Returns: (nullable): the envelope sender, or %NULL if unset
+ * Returns: (type filename) (nullable): the envelope sender, or %NULL if unset
  *
  * Since: 1.0
  */
@@ -843,7 +843,7 @@ milter_message_set_body (MilterMessage *message,
  *
  * Gets why the message was quarantined.
  *
- * Returns: (nullable): the reason, or %NULL if the message is not
+ * Returns: (type filename) (nullable): the reason, or %NULL if the message is not
  *   quarantined
  *
  * Since: 1.0

@@ -372,7 +372,7 @@ milter_modification_get_modification_type (const MilterModification *modificatio
  *
  * Gets the header name of a header modification.
  *
- * Returns: (nullable): the header name, or %NULL for other kinds
+ * Returns: (type filename) (nullable): the header name, or %NULL for other kinds
  *
  * Since: 1.0
  */
@@ -390,7 +390,7 @@ milter_modification_get_name (const MilterModification *modification)
  *
  * Gets the header value of a header modification (empty for a deletion).
  *
- * Returns: (nullable): the header value, or %NULL for other kinds
+ * Returns: (type filename) (nullable): the header value, or %NULL for other kinds
  *
  * Since: 1.0
  */
@@ -429,7 +429,7 @@ milter_modification_get_index (const MilterModification *modification)
  * Gets the address of a sender or recipient modification, as the milter
  * sent it.
  *
- * Returns: (nullable): the address, or %NULL for other kinds
+ * Returns: (type filename) (nullable): the address, or %NULL for other kinds
  *
  * Since: 1.0
  */
@@ -447,7 +447,7 @@ milter_modification_get_address (const MilterModification *modification)
  *
  * Gets the ESMTP parameters of a change-from or add-recipient request.
  *
- * Returns: (nullable): the parameters, space-separated, or %NULL if there
+ * Returns: (type filename) (nullable): the parameters, space-separated, or %NULL if there
  *   are none
  *
  * Since: 1.0
@@ -485,7 +485,7 @@ milter_modification_get_body (const MilterModification *modification)
  *
  * Gets the reason of a quarantine request.
  *
- * Returns: (nullable): the reason, or %NULL for other kinds
+ * Returns: (type filename) (nullable): the reason, or %NULL for other kinds
  *
  * Since: 1.0
  */

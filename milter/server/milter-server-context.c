@@ -1827,8 +1827,8 @@ milter_server_context_class_init (MilterServerContextClass *klass)
   /**
    * MilterServerContext::add-header:
    * @context: the context
-   * @name: the header name
-   * @value: the header value
+   * @name: (type filename): the header name
+   * @value: (type filename): the header value
    *
    * The milter asked to append a header.
    *
@@ -1844,8 +1844,8 @@ milter_server_context_class_init (MilterServerContextClass *klass)
    * MilterServerContext::insert-header:
    * @context: the context
    * @index: the position, from 0 at the top; past the end appends
-   * @name: the header name
-   * @value: the header value
+   * @name: (type filename): the header name
+   * @value: (type filename): the header value
    *
    * The milter asked to insert a header.
    *
@@ -1861,9 +1861,9 @@ milter_server_context_class_init (MilterServerContextClass *klass)
   /**
    * MilterServerContext::change-header:
    * @context: the context
-   * @name: the header name
+   * @name: (type filename): the header name
    * @index: which header of that name, from 1 (0 counts as 1)
-   * @value: the new value
+   * @value: (type filename): the new value
    *
    * The milter asked to change a header.
    *
@@ -1879,7 +1879,7 @@ milter_server_context_class_init (MilterServerContextClass *klass)
   /**
    * MilterServerContext::delete-header:
    * @context: the context
-   * @name: the header name
+   * @name: (type filename): the header name
    * @index: which header of that name, from 1 (0 counts as 1)
    *
    * The milter asked to delete a header (a change to an empty value).
@@ -1895,8 +1895,8 @@ milter_server_context_class_init (MilterServerContextClass *klass)
   /**
    * MilterServerContext::change-from:
    * @context: the context
-   * @address: the new envelope sender
-   * @parameters: (nullable): its ESMTP parameters, space-separated
+   * @address: (type filename): the new envelope sender
+   * @parameters: (type filename) (nullable): its ESMTP parameters, space-separated
    *
    * The milter asked to change the envelope sender.
    *
@@ -1911,8 +1911,8 @@ milter_server_context_class_init (MilterServerContextClass *klass)
   /**
    * MilterServerContext::add-recipient:
    * @context: the context
-   * @address: the new recipient
-   * @parameters: (nullable): its ESMTP parameters, space-separated
+   * @address: (type filename): the new recipient
+   * @parameters: (type filename) (nullable): its ESMTP parameters, space-separated
    *
    * The milter asked to add a recipient.
    *
@@ -1927,7 +1927,7 @@ milter_server_context_class_init (MilterServerContextClass *klass)
   /**
    * MilterServerContext::delete-recipient:
    * @context: the context
-   * @address: the recipient, in the form the MTA sent it
+   * @address: (type filename): the recipient, in the form the MTA sent it
    *
    * The milter asked to delete a recipient.
    *
@@ -1956,7 +1956,7 @@ milter_server_context_class_init (MilterServerContextClass *klass)
   /**
    * MilterServerContext::quarantine:
    * @context: the context
-   * @reason: why the message should be quarantined
+   * @reason: (type filename): why the message should be quarantined
    *
    * The milter asked to quarantine the message.
    *
@@ -2453,7 +2453,7 @@ finish_boolean (MilterServerContext  *context,
 /**
  * milter_server_context_connect_async:
  * @context: a #MilterServerContext
- * @host: the SMTP client's host name, or `[address]` if it has none
+ * @host: (type filename): the SMTP client's host name, or `[address]` if it has none
  * @address: (nullable): the SMTP client's address: an IPv4, IPv6 or Unix
  *   socket address; %NULL sends an unknown address (family `U`)
  * @cancellable: (nullable): a #GCancellable
@@ -2517,7 +2517,7 @@ milter_server_context_connect_finish (MilterServerContext  *context,
 /**
  * milter_server_context_helo_async:
  * @context: a #MilterServerContext
- * @fqdn: the name the SMTP client gave in HELO or EHLO
+ * @fqdn: (type filename): the name the SMTP client gave in HELO or EHLO
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called with the milter's verdict
  * @user_data: (closure): data for @callback
@@ -2573,9 +2573,9 @@ milter_server_context_helo_finish (MilterServerContext  *context,
 /**
  * milter_server_context_envelope_from_async:
  * @context: a #MilterServerContext
- * @from: the envelope sender as in the SMTP command, in angle brackets:
+ * @from: (type filename): the envelope sender as in the SMTP command, in angle brackets:
  *   `<user@example.com>`, or `<>` for the null sender
- * @parameters: (nullable) (array zero-terminated=1): ESMTP parameters
+ * @parameters: (nullable) (array zero-terminated=1) (element-type filename): ESMTP parameters
  *   such as `SIZE=1024`, one per string
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called with the milter's verdict
@@ -2637,9 +2637,9 @@ milter_server_context_envelope_from_finish (MilterServerContext  *context,
 /**
  * milter_server_context_envelope_recipient_async:
  * @context: a #MilterServerContext
- * @recipient: the recipient as in the SMTP command, in angle brackets:
+ * @recipient: (type filename): the recipient as in the SMTP command, in angle brackets:
  *   `<user@example.com>`
- * @parameters: (nullable) (array zero-terminated=1): ESMTP parameters
+ * @parameters: (nullable) (array zero-terminated=1) (element-type filename): ESMTP parameters
  *   such as `NOTIFY=NEVER`, one per string
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called with the milter's verdict
@@ -2770,8 +2770,8 @@ milter_server_context_data_finish (MilterServerContext  *context,
 /**
  * milter_server_context_header_async:
  * @context: a #MilterServerContext
- * @name: the header name
- * @value: the header value as milters normally get it: without the space
+ * @name: (type filename): the header name
+ * @value: (type filename): the header value as milters normally get it: without the space
  *   after the colon, folded lines joined by "\n". If the milter negotiated
  *   %MILTER_STEP_HEADER_LEADING_SPACE, the context sends it with that
  *   space, as MTAs do.
@@ -3040,7 +3040,7 @@ milter_server_context_end_of_message_finish (MilterServerContext  *context,
 /**
  * milter_server_context_unknown_async:
  * @context: a #MilterServerContext
- * @command: the SMTP command line the MTA did not recognise
+ * @command: (type filename): the SMTP command line the MTA did not recognise
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called with the milter's verdict
  * @user_data: (closure): data for @callback
@@ -3269,7 +3269,7 @@ milter_server_context_quit_new_connection_finish (MilterServerContext  *context,
  * replied with a reply code (`y`), such as `550 5.7.1 Spam` or a
  * multi-line reply with CRLF between the lines. Each call clears it.
  *
- * Returns: (nullable): the reply, or %NULL
+ * Returns: (type filename) (nullable): the reply, or %NULL
  *
  * Since: 1.0
  */
@@ -3303,6 +3303,49 @@ milter_server_context_get_modifications (MilterServerContext *context)
   return context->modifications;
 }
 
+/**
+ * milter_server_context_get_n_modifications:
+ * @context: a #MilterServerContext
+ *
+ * Gets how many modifications milter_server_context_get_modifications()
+ * holds; with milter_server_context_get_modification() this reads them
+ * from bindings that cannot take a #GPtrArray (such as Ruby's).
+ *
+ * Returns: the number of modifications
+ *
+ * Since: 1.0
+ */
+guint
+milter_server_context_get_n_modifications (MilterServerContext *context)
+{
+  g_return_val_if_fail (MILTER_IS_SERVER_CONTEXT (context), 0);
+
+  return context->modifications->len;
+}
+
+/**
+ * milter_server_context_get_modification:
+ * @context: a #MilterServerContext
+ * @index: a position, from 0
+ *
+ * Gets one of the modifications of the last end-of-message.
+ *
+ * Returns: (transfer none) (nullable): the modification at @index, or %NULL
+ *   past the end
+ *
+ * Since: 1.0
+ */
+MilterModification *
+milter_server_context_get_modification (MilterServerContext *context,
+                                        guint                index)
+{
+  g_return_val_if_fail (MILTER_IS_SERVER_CONTEXT (context), NULL);
+
+  if (index >= context->modifications->len)
+    return NULL;
+  return g_ptr_array_index (context->modifications, index);
+}
+
 /* ---- public API: macros ------------------------------------------------- */
 
 /**
@@ -3314,9 +3357,9 @@ milter_server_context_get_modifications (MilterServerContext *context)
  *   %MILTER_COMMAND_DATA, %MILTER_COMMAND_HEADER,
  *   %MILTER_COMMAND_END_OF_HEADER, %MILTER_COMMAND_BODY,
  *   %MILTER_COMMAND_END_OF_MESSAGE or %MILTER_COMMAND_UNKNOWN
- * @name: the macro name; a name longer than one character gets braces if
+ * @name: (type filename): the macro name; a name longer than one character gets braces if
  *   it has none (`auth_type` is sent as `{auth_type}`)
- * @value: (nullable): the value; %NULL keeps the macro from being sent
+ * @value: (type filename) (nullable): the value; %NULL keeps the macro from being sent
  *   at that stage, even by default
  *
  * Sets a macro for every later @command, replacing a default value or

@@ -10,6 +10,7 @@
 #include <milter/core/milter-enums.h>
 #include <milter/core/milter-option.h>
 #include <milter/core/milter-macros-requests.h>
+#include <milter/server/milter-modification.h>
 
 G_BEGIN_DECLS
 
@@ -267,6 +268,11 @@ MILTER_AVAILABLE_IN_ALL
 const gchar *milter_server_context_get_reply_text (MilterServerContext *context);
 MILTER_AVAILABLE_IN_ALL
 GPtrArray *milter_server_context_get_modifications (MilterServerContext *context);
+MILTER_AVAILABLE_IN_ALL
+guint milter_server_context_get_n_modifications (MilterServerContext *context);
+MILTER_AVAILABLE_IN_ALL
+MilterModification *milter_server_context_get_modification (MilterServerContext *context,
+                                                            guint                index);
 
 /* Macros */
 MILTER_AVAILABLE_IN_ALL
