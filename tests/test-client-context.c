@@ -1448,6 +1448,7 @@ static void
 test_macros (Fixture *f, gconstpointer data)
 {
   GHashTable *macros;
+  g_auto(GStrv) names = NULL;
 
   hook_all (f);
   negotiate (f);
@@ -1473,6 +1474,8 @@ test_macros (Fixture *f, gconstpointer data)
   macros = milter_client_context_get_macros (f->context);
   g_assert_cmpuint (g_hash_table_size (macros), ==, 3);
   g_assert_cmpstr (g_hash_table_lookup (macros, "{rcpt_addr}"), ==, "two@x");
+  names = milter_client_context_get_macro_names (f->context);
+  g_assert_cmpstrv (names, ((const gchar *[]) { "{daemon_name}", "{mail_addr}", "{rcpt_addr}", NULL }));
   {
     g_autoptr(GHashTable) rcpt = milter_client_context_get_command_macros (f->context,
                                                                            MILTER_COMMAND_ENVELOPE_RECIPIENT);

@@ -829,6 +829,28 @@ test_option_errors (void)
   expect_option_error ("--log-level", "loud");
 }
 
+/* For bindings: parse_command_line takes the client's options from a
+ * vector and leaves the rest, unknown options included, in place. */
+static void
+test_parse_command_line (void)
+{
+  g_autoptr(MilterClient) client = milter_client_new ();
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) argv = g_strdupv ((gchar *[]) { "prog", "--timeout=12", "--own", "-s", "inet:0", "file", NULL });
+  g_auto(GStrv) bad = g_strdupv ((gchar *[]) { "prog", "--max-connections", "many", NULL });
+  guint timeout;
+
+  g_assert_true (milter_client_parse_command_line (client, &argv, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstrv (argv, ((const gchar *[]) { "prog", "--own", "file", NULL }));
+  g_object_get (client, "timeout", &timeout, NULL);
+  g_assert_cmpuint (timeout, ==, 12);
+  g_assert_cmpstr (milter_client_get_connection_spec (client), ==, "inet:0");
+
+  g_assert_false (milter_client_parse_command_line (client, &bad, &error));
+  g_assert_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE);
+}
+
 /* ---- processes ------------------------------------------------------------ */
 
 typedef struct
@@ -1239,6 +1261,7 @@ main (int    argc,
   g_test_add_func ("/client/shutdown/grace-expires", test_shutdown_grace_expires);
   g_test_add_func ("/client/options/group", test_option_group);
   g_test_add_func ("/client/options/errors", test_option_errors);
+  g_test_add_func ("/client/options/parse-command-line", test_parse_command_line);
   g_test_add_func ("/client/process/workers", test_workers);
   g_test_add_func ("/client/process/socket-activation", test_socket_activation);
   g_test_add_func ("/client/process/privileges-and-pid-file", test_privileges_and_pid_file);

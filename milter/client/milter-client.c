@@ -1830,14 +1830,15 @@ post_parse (GOptionContext  *context,
  *
  * Parses the command line with the options of
  * milter_client_get_option_group() (and `--help`), for programs that cannot
- * use a #GOptionContext themselves, such as Python and Ruby ones:
+ * use a #GOptionContext themselves, such as Python and Ruby ones. Options
+ * it does not know stay in @argv, for the program's own parser:
  *
  * |[<!-- language="Python" -->
  * client = Milter.Client.new()
  * sys.argv = client.parse_command_line(sys.argv)
  * ]|
  *
- * Returns: %TRUE if the options were valid
+ * Returns: (skip): %TRUE if the options were valid
  *
  * Since: 1.0
  */
@@ -1853,6 +1854,7 @@ milter_client_parse_command_line (MilterClient   *client,
 
   context = g_option_context_new (NULL);
   g_option_context_set_main_group (context, milter_client_get_option_group (client));
+  g_option_context_set_ignore_unknown_options (context, TRUE);
   return g_option_context_parse_strv (context, argv, error);
 }
 

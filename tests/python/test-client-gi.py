@@ -524,9 +524,11 @@ class TestNonUtf8(FilterTestCase):
         seen = []
 
         def envelope_from(context, sender):
+            names = context.get_macro_names()
             raw = [value.encode("utf-8", "surrogateescape")
                    for value in [context.get_macro("{auth_authen}"),
                                  *context.get_esmtp_parameters()]]
+            seen.append(names)
             seen.append(raw)
             return Status.REJECT if raw[0] == b"caf\xe9" else Status.CONTINUE
 
@@ -563,7 +565,7 @@ class TestNonUtf8(FilterTestCase):
             self.assertEqual(reply(), b"r")
             send(b"Q")
             wait_for(lambda: self.client.get_n_processing_sessions() == 0, "the session to end")
-        self.assertEqual(seen, [[b"caf\xe9", b"SIZE=10", b"X-Tag=caf\xe9"]])
+        self.assertEqual(seen, [["{auth_authen}"], [b"caf\xe9", b"SIZE=10", b"X-Tag=caf\xe9"]])
 
 
 class TestFailingHandlers(FilterTestCase):
@@ -608,6 +610,26 @@ class TestFailingHandlers(FilterTestCase):
         self.on_context = on_context
         self.assertEqual(self.run_session(), ("helo", Status.REJECT))
         self.assertEqual(self.take_handler_errors(), [RuntimeError])
+
+
+class TestCommandLine(unittest.TestCase):
+    def test_options_are_taken_and_the_rest_stays(self):
+        client = Milter.Client.new()
+        argv = client.parse_command_line(["filter", "-s", "inet:10025@localhost", "--timeout", "7",
+                                          "--max-connections=3", "--own-option", "file"])
+        self.assertEqual(argv, ["filter", "--own-option", "file"])
+        self.assertEqual(client.get_connection_spec(), "inet:10025@localhost")
+        self.assertEqual(client.props.timeout, 7)
+        self.assertEqual(client.props.max_connections, 3)
+
+    def test_an_invalid_value_raises(self):
+        client = Milter.Client.new()
+        with self.assertRaises(GLib.Error) as raised:
+            client.parse_command_line(["filter", "--timeout", "soon"])
+        self.assertEqual(raised.exception.domain, "g-option-context-error-quark")
+        with self.assertRaises(GLib.Error) as raised:
+            client.parse_command_line(["filter", "-s", "tcp:25"])
+        self.assertIn("tcp:25", raised.exception.message)
 
 
 class TestImport(unittest.TestCase):

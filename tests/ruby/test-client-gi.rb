@@ -164,7 +164,7 @@ class TestClientGI < Test::Unit::TestCase
     mta.set_connection_spec(@spec)
     added = []
     # get_modifications returns a GPtrArray, which ruby-gnome 3.4 cannot
-    # convert: the signals tell the same.
+    # convert: get_modification(i) and the signals tell the same.
     mta.signal_connect("add-header") { |_mta, name, value| added << [name, value] }
     assert_true(call(mta, "establish_connection"))
     assert_true(call(mta, "negotiate", nil))
@@ -181,6 +181,24 @@ class TestClientGI < Test::Unit::TestCase
     assert_equal(Milter::Status::CONTINUE, call(mta, "end_of_message"))
     assert_equal(["one\0two"], chunks)
     assert_equal([["X-Ruby", "yes"]], added)
+    assert_equal(1, mta.n_modifications)
+    assert_equal("add-header: X-Ruby: yes", mta.get_modification(0).to_s)
+    assert_equal("X-Ruby", mta.get_modification(0).name)
+    assert_nil(mta.get_modification(1))
     assert_true(call(mta, "quit"))
+  end
+
+  def test_command_line_options
+    client = Milter::Client.new
+    # ruby-gnome 3.4 ignores (skip) on the boolean result: it comes first.
+    valid, argv = client.parse_command_line(["filter", "--timeout=9", "-s", "inet:10026", "--verbose"])
+    assert_true(valid)
+    assert_equal(["filter", "--verbose"], argv)
+    assert_equal("inet:10026", client.connection_spec)
+    assert_equal(9, client.timeout)
+    error = assert_raise(Milter::ConnectionSpecError::EmptyPath) do
+      client.parse_command_line(["filter", "-s", "unix:"])
+    end
+    assert_match(/unix:/, error.message)
   end
 end

@@ -704,6 +704,9 @@ test_leading_space (Fixture       *f,
   g_assert_cmpuint (modifications->len, ==, 2);
   g_assert_cmpstr (milter_modification_get_value (g_ptr_array_index (modifications, 0)), ==, "v");
   g_assert_cmpstr (milter_modification_get_value (g_ptr_array_index (modifications, 1)), ==, "w");
+  g_assert_cmpuint (milter_server_context_get_n_modifications (f->context), ==, 2);
+  g_assert_true (milter_server_context_get_modification (f->context, 1) == g_ptr_array_index (modifications, 1));
+  g_assert_null (milter_server_context_get_modification (f->context, 2));
 }
 
 /* ---- verdicts and progress ---------------------------------------------- */
