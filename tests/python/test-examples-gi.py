@@ -92,7 +92,25 @@ class TestExamples(unittest.TestCase):
         run = subprocess.run([sys.executable, os.path.join(EXAMPLES, "add-header.py"),
                               "-s", "nowhere:1"], capture_output=True, text=True, timeout=60)
         self.assertEqual(run.returncode, 2, run.stderr)
-        self.assertIn("add-header.py: error:", run.stderr)
+        self.assertIn("add-header: Invalid connection spec “nowhere:1”", run.stderr)
+
+    def test_every_filter_option(self):
+        # Client options come from Milter.Client.parse_command_line, the
+        # example's own from argparse.
+        script = os.path.join(EXAMPLES, "reject-pattern.py")
+        run = subprocess.run([sys.executable, script, "--help"],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        for option in ["--connection-spec", "--timeout", "--n-workers", "--user", "--daemon"]:
+            self.assertIn(option, run.stdout)
+        run = subprocess.run([sys.executable, script, "--timeout", "soon", "-p", "x"],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(run.returncode, 2, run.stderr)
+        self.assertIn("soon", run.stderr)
+        run = subprocess.run([sys.executable, script, "--max-connections", "3", "-p", "x", "--nonsense"],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(run.returncode, 2, run.stderr)
+        self.assertIn("unrecognized arguments: --nonsense", run.stderr)
 
 
 if __name__ == "__main__":

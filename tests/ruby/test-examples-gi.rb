@@ -97,4 +97,18 @@ class TestExamplesGI < Test::Unit::TestCase
     assert_equal(0, status.exitstatus, out + err)
     assert_match(/^errors: 0$/, out)
   end
+
+  def test_options
+    require "open3"
+    script = File.join(EXAMPLES, "reject-pattern.rb")
+    out, _err, status = Open3.capture3(RUBY, script, "--help")
+    assert_equal(0, status.exitstatus)
+    ["--connection-spec", "--timeout", "--n-workers", "--user"].each { |option| assert_match(option, out) }
+    _out, err, status = Open3.capture3(RUBY, script, "-s", "nowhere:1", "-p", "x")
+    assert_equal(2, status.exitstatus, err)
+    assert_match("Invalid connection spec “nowhere:1”", err)
+    _out, err, status = Open3.capture3(RUBY, script, "--timeout=3", "--nonsense")
+    assert_equal(2, status.exitstatus, err)
+    assert_match("invalid option: --nonsense", err)
+  end
 end

@@ -29,24 +29,23 @@ def on_connection_established(client, context):
 
 
 def main():
-    parser = argparse.ArgumentParser(description="Add a header to every message.")
-    parser.add_argument("-s", "--connection-spec", action="append", default=[], metavar="SPEC",
-                        help="where to listen: unix:PATH, inet:PORT[@HOST] or inet6:PORT[@HOST]")
-    args = parser.parse_args()
-
     client = Milter.Client.new()
     try:
-        # Without a spec: systemd's sockets, or inet:10025@127.0.0.1.
-        for spec in args.connection_spec:
-            client.add_connection_spec(spec)
+        # The options every filter has (-s/--connection-spec, --timeout,
+        # --user, --daemon…; --help lists them). Without -s: systemd's
+        # sockets, or inet:10025@127.0.0.1. The rest of argv stays.
+        argv = client.parse_command_line(sys.argv)
     except GLib.Error as error:
-        parser.error(error.message)
+        print("add-header:", error.message, file=sys.stderr)
+        sys.exit(2)  # a usage error
+    parser = argparse.ArgumentParser(description="Add a header to every message.")
+    parser.parse_args(argv[1:])  # this example has no option of its own
+
     client.connect("connection-established", on_connection_established)
     try:
         client.run()  # until SIGTERM or SIGINT
     except GLib.Error as error:
         sys.exit("add-header: " + error.message)
-
 
 if __name__ == "__main__":
     main()

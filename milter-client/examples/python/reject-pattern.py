@@ -55,12 +55,18 @@ class Connection:
 
 
 def main():
+    client = Milter.Client.new()
+    try:
+        # The options every filter has (-s, --timeout, --user…); the
+        # program's own ones stay in argv.
+        argv = client.parse_command_line(sys.argv)
+    except GLib.Error as error:
+        print("reject-pattern:", error.message, file=sys.stderr)
+        sys.exit(2)  # a usage error
     parser = argparse.ArgumentParser(description="Reject messages matching a pattern.")
-    parser.add_argument("-s", "--connection-spec", action="append", default=[], metavar="SPEC",
-                        help="where to listen: unix:PATH, inet:PORT[@HOST] or inet6:PORT[@HOST]")
     parser.add_argument("-p", "--pattern", required=True, metavar="REGEX",
                         help="a regular expression looked for in the Subject and the body")
-    args = parser.parse_args()
+    args = parser.parse_args(argv[1:])
     try:
         # Bytes: the body and the headers are not necessarily UTF-8.
         pattern = re.compile(args.pattern.encode("utf-8", "surrogateescape"), re.MULTILINE)
@@ -74,18 +80,11 @@ def main():
         context.connect("body-bytes", connection.on_body)
         context.connect("end-of-message-bytes", connection.on_end_of_message)
 
-    client = Milter.Client.new()
-    try:
-        for spec in args.connection_spec:
-            client.add_connection_spec(spec)
-    except GLib.Error as error:
-        parser.error(error.message)
     client.connect("connection-established", on_connection_established)
     try:
         client.run()
     except GLib.Error as error:
         sys.exit("reject-pattern: " + error.message)
-
 
 if __name__ == "__main__":
     main()

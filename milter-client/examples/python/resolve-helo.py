@@ -55,23 +55,20 @@ def on_connection_established(client, context):
 
 
 def main():
-    parser = argparse.ArgumentParser(description="Record whether the HELO name resolves.")
-    parser.add_argument("-s", "--connection-spec", action="append", default=[], metavar="SPEC",
-                        help="where to listen: unix:PATH, inet:PORT[@HOST] or inet6:PORT[@HOST]")
-    args = parser.parse_args()
-
     client = Milter.Client.new()
     try:
-        for spec in args.connection_spec:
-            client.add_connection_spec(spec)
+        # The options every filter has (-s, --timeout, --user…).
+        argv = client.parse_command_line(sys.argv)
     except GLib.Error as error:
-        parser.error(error.message)
+        print("resolve-helo:", error.message, file=sys.stderr)
+        sys.exit(2)  # a usage error
+    argparse.ArgumentParser(description="Record whether the HELO name resolves.").parse_args(argv[1:])
+
     client.connect("connection-established", on_connection_established)
     try:
         client.run()
     except GLib.Error as error:
         sys.exit("resolve-helo: " + error.message)
-
 
 if __name__ == "__main__":
     main()

@@ -43,13 +43,8 @@ class Connection
   end
 end
 
-specs = []
 pattern = nil
-parser = OptionParser.new("Usage: #{File.basename($PROGRAM_NAME)} [-s SPEC]... --pattern REGEX")
-parser.on("-s", "--connection-spec=SPEC",
-          "Where to listen: unix:PATH, inet:PORT[@HOST] or inet6:PORT[@HOST]") do |spec|
-  specs << spec
-end
+parser = OptionParser.new("Usage: #{File.basename($PROGRAM_NAME)} [OPTION]... --pattern REGEX")
 parser.on("-p", "--pattern=REGEX",
           "A regular expression looked for in the Subject and the body") do |source|
   pattern = Regexp.new(source.b)
@@ -57,9 +52,11 @@ end
 
 client = Milter::Client.new
 begin
-  parser.parse!
+  # The options every filter has (-s, --timeout, --user…); the program's
+  # own ones stay. ruby-gnome returns [valid, rest of argv].
+  _valid, argv = client.parse_command_line([$PROGRAM_NAME, *ARGV])
+  parser.parse!(argv.drop(1))
   raise OptionParser::MissingArgument, "--pattern" unless pattern
-  specs.each { |spec| client.add_connection_spec(spec) }
 rescue OptionParser::ParseError, RegexpError, GLib::ErrorInfo => error
   warn("#{parser.program_name}: #{error.message}")
   exit(2)

@@ -14,17 +14,13 @@ require "gobject-introspection"
 module Milter; end
 GObjectIntrospection::Loader.load("Milter", Milter, version: "1.0")
 
-specs = []
-parser = OptionParser.new("Usage: #{File.basename($PROGRAM_NAME)} [-s SPEC]...")
-parser.on("-s", "--connection-spec=SPEC",
-          "Where to listen: unix:PATH, inet:PORT[@HOST] or inet6:PORT[@HOST]") do |spec|
-  specs << spec
-end
-
 client = Milter::Client.new
+parser = OptionParser.new("Usage: #{File.basename($PROGRAM_NAME)} [OPTION]...")
 begin
-  parser.parse!
-  specs.each { |spec| client.add_connection_spec(spec) }
+  # The options every filter has (-s, --timeout, --user…). ruby-gnome
+  # returns [valid, rest of argv].
+  _valid, argv = client.parse_command_line([$PROGRAM_NAME, *ARGV])
+  parser.parse!(argv.drop(1))
 rescue OptionParser::ParseError, GLib::ErrorInfo => error
   warn("#{parser.program_name}: #{error.message}")
   exit(2)
