@@ -9,9 +9,12 @@
 #include "milter/core/milter-decoder-private.h"
 #include "milter/core/milter-encoder-private.h"
 #include "milter/core/milter-errors.h"
+#include "milter/core/milter-message-result-private.h"
 #include "milter/core/milter-reply-code.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /**
  * SECTION:milter-client-context
@@ -230,9 +233,13 @@ typedef enum
 
 typedef struct
 {
-  gchar *pairs;   /* a copy of the packet's name\0value\0… */
-  gsize size;
+  gchar *pairs;     /* a copy of the packet's name\0value\0…; kept for reuse */
+  gsize size;       /* 0: no macros */
+  gsize capacity;   /* of pairs */
 } Macros;
+
+/* A buffer larger than this is not kept for reuse. */
+#define MACROS_KEPT_CAPACITY 4096
 
 /**
  * MilterClientContext:
@@ -252,10 +259,16 @@ struct _MilterClientContext
   GIOStream *stream;
   GPollableInputStream *input;
   GPollableOutputStream *output;
-  GSource *read_source;
+  GSource *source;         /* the context's own: I/O, wake-ups, timeout */
+  gint fd;                 /* a socket stream's descriptor, or -1 */
+  gpointer fd_tag;         /* of fd in source */
+  GIOCondition fd_events;  /* what fd_tag watches */
+  GSource *read_source;    /* streams without a descriptor: children of source */
   GSource *write_source;
-  GSource *timeout_source;
-  GSource *wakeup_source;
+  GIOCondition stream_events;  /* what the child sources reported */
+  gboolean woken;          /* deferred work waits for source */
+  gboolean dispatching;    /* in source's dispatch (it can recurse) */
+  gint64 deadline;         /* when source next looks at the timeout, or -1 */
   MilterDecoder *decoder;
   GByteArray *out;         /* replies not yet written */
   gsize out_offset;        /* of out, already written */
@@ -438,12 +451,25 @@ clear_macros_from (MilterClientContext *self,
 {
   for (guint table = first; table < N_MACRO_TABLES; table++)
     {
-      if (self->macros[table].pairs == NULL)
+      Macros *macros = &self->macros[table];
+
+      if (macros->size == 0)
         continue;
-      g_clear_pointer (&self->macros[table].pairs, g_free);
-      self->macros[table].size = 0;
+      macros->size = 0;
+      if (macros->capacity > MACROS_KEPT_CAPACITY)
+        {
+          g_clear_pointer (&macros->pairs, g_free);
+          macros->capacity = 0;
+        }
       g_clear_pointer (&self->macros_cache, g_hash_table_unref);
     }
+}
+
+static void
+free_macros (MilterClientContext *self)
+{
+  for (guint table = 0; table < N_MACRO_TABLES; table++)
+    g_free (self->macros[table].pairs);
 }
 
 static void
@@ -451,14 +477,17 @@ store_macros (MilterClientContext *self,
               const MilterPacket  *packet)
 {
   Macros *macros = &self->macros[macro_table_for (packet->macro.command)];
+  gsize size = packet->macro.pairs_size;
 
-  g_clear_pointer (&macros->pairs, g_free);
-  macros->size = 0;
-  if (packet->macro.pairs_size > 0)
+  if (size > macros->capacity || macros->capacity > MACROS_KEPT_CAPACITY)
     {
-      macros->pairs = g_memdup2 (packet->macro.pairs, packet->macro.pairs_size);
-      macros->size = packet->macro.pairs_size;
+      g_free (macros->pairs);
+      macros->pairs = size > 0 ? g_malloc (size) : NULL;
+      macros->capacity = size;
     }
+  if (size > 0)
+    memcpy (macros->pairs, packet->macro.pairs, size);
+  macros->size = size;
   g_clear_pointer (&self->macros_cache, g_hash_table_unref);
 }
 
@@ -470,7 +499,7 @@ lookup_in (const Macros *macros,
   const gchar *end = cursor + macros->size;
   const gchar *key;
 
-  if (macros->pairs == NULL)
+  if (macros->size == 0)
     return NULL;
   while ((key = milter_packet_next_string (&cursor, end)) != NULL)
     {
@@ -505,7 +534,7 @@ add_macros_to (GHashTable   *table,
   const gchar *end = cursor + macros->size;
   const gchar *key;
 
-  if (macros->pairs == NULL)
+  if (macros->size == 0)
     return;
   while ((key = milter_packet_next_string (&cursor, end)) != NULL)
     {
@@ -516,6 +545,87 @@ add_macros_to (GHashTable   *table,
       else
         g_hash_table_insert (table, (gpointer) key, (gpointer) value);
     }
+}
+
+/* ---- transport ------------------------------------------------------------ */
+
+/* A socket stream is read and written with recv() and send() on its
+ * descriptor, watched by the context's own source: no GPollable glue per
+ * packet. Other streams (pipes, TLS, tests' in-memory ones) go through
+ * GPollable, watched by child sources. */
+
+static gboolean
+has_transport (MilterClientContext *self)
+{
+  return self->fd >= 0 || self->output != NULL;
+}
+
+static gint64
+current_time (MilterClientContext *self)
+{
+  /* The main context's time for this iteration: cheaper than the clock. */
+  return self->source != NULL ? g_source_get_time (self->source) : g_get_monotonic_time ();
+}
+
+static void
+set_errno_error (GError **error,
+                 int      saved_errno)
+{
+  g_set_error_literal (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                       g_strerror (saved_errno));
+}
+
+/* Reads without blocking. Returns the bytes read, 0 at the end of the
+ * stream, or -1: with @error set on failure, unset if nothing is there yet. */
+static gssize
+transport_read (MilterClientContext  *self,
+                guint8               *buffer,
+                gsize                 size,
+                GError              **error)
+{
+  GError *local_error = NULL;
+  gssize n;
+
+  if (self->fd >= 0)
+    {
+      do
+        n = recv (self->fd, buffer, size, MSG_DONTWAIT);
+      while (n < 0 && errno == EINTR);
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        set_errno_error (error, errno);
+      return n;
+    }
+  n = g_pollable_input_stream_read_nonblocking (self->input, buffer, size, NULL, &local_error);
+  if (n < 0 && !g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+    g_propagate_error (error, g_steal_pointer (&local_error));
+  g_clear_error (&local_error);
+  return n;
+}
+
+/* Writes without blocking, as transport_read() reads. */
+static gssize
+transport_write (MilterClientContext  *self,
+                 const guint8         *data,
+                 gsize                 size,
+                 GError              **error)
+{
+  GError *local_error = NULL;
+  gssize n;
+
+  if (self->fd >= 0)
+    {
+      do
+        n = send (self->fd, data, size, MSG_DONTWAIT | MSG_NOSIGNAL);
+      while (n < 0 && errno == EINTR);
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        set_errno_error (error, errno);
+      return n;
+    }
+  n = g_pollable_output_stream_write_nonblocking (self->output, data, size, NULL, &local_error);
+  if (n < 0 && !g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+    g_propagate_error (error, g_steal_pointer (&local_error));
+  g_clear_error (&local_error);
+  return n;
 }
 
 /* ---- output --------------------------------------------------------------- */
@@ -535,36 +645,34 @@ compact_output (MilterClientContext *self)
   self->out_offset = 0;
 }
 
-static gboolean on_writable (GObject  *stream,
-                             gpointer  user_data);
-
-/* Writes what it can without blocking; the rest waits for the socket. */
+/* Writes what it can without blocking; the rest waits for the socket.
+ * Called once per batch of commands, so the replies to everything one
+ * read brought go out in one write. */
 static void
 flush_output (MilterClientContext *self)
 {
-  while (self->output != NULL && output_pending (self) > 0)
+  while (has_transport (self) && output_pending (self) > 0)
     {
-      g_autoptr(GError) error = NULL;
-      gssize n;
+      GError *error = NULL;
+      gssize n = transport_write (self, self->out->data + self->out_offset,
+                                  output_pending (self), &error);
 
-      n = g_pollable_output_stream_write_nonblocking (self->output,
-                                                      self->out->data + self->out_offset,
-                                                      output_pending (self), NULL, &error);
       if (n < 0)
         {
-          if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-            break;
+          if (error == NULL)
+            break;  /* the socket is full */
           if (!self->closing)
             end_connection (self, g_error_new (MILTER_CLIENT_CONTEXT_ERROR,
                                                MILTER_CLIENT_CONTEXT_ERROR_IO,
                                                "Failed to write to the MTA: %s", error->message));
+          g_error_free (error);
           /* Nobody will read it now. */
           g_byte_array_set_size (self->out, 0);
           self->out_offset = 0;
           return;
         }
       self->out_offset += (gsize) n;
-      self->last_activity = g_get_monotonic_time ();
+      self->last_activity = current_time (self);
     }
   if (output_pending (self) == 0)
     {
@@ -577,24 +685,12 @@ flush_output (MilterClientContext *self)
     }
 }
 
-/* ---- I/O sources ---------------------------------------------------------- */
-
-static gboolean on_readable (GObject  *stream,
-                             gpointer  user_data);
-
-static void
-destroy_source (GSource **source)
-{
-  if (*source == NULL)
-    return;
-  g_source_destroy (*source);
-  g_clear_pointer (source, g_source_unref);
-}
+/* ---- watching the transport ------------------------------------------------ */
 
 static gboolean
 wants_to_read (MilterClientContext *self)
 {
-  if (self->input == NULL || self->closing || self->eof)
+  if (!has_transport (self) || self->closing || self->eof)
     return FALSE;
   if (output_pending (self) > OUTPUT_HIGH_WATER)
     return FALSE;
@@ -604,47 +700,89 @@ wants_to_read (MilterClientContext *self)
   return TRUE;
 }
 
-static void
-update_io_sources (MilterClientContext *self)
+/* Streams without a descriptor: a pollable source reports readiness to
+ * the context's source, which runs right after it (children go first). */
+static gboolean
+on_stream_readable (GObject  *stream,
+                    gpointer  user_data)
 {
-  gboolean read = wants_to_read (self);
-  gboolean write = self->output != NULL && output_pending (self) > 0;
+  MilterClientContext *self = user_data;
 
-  if (read && self->read_source == NULL)
-    {
-      self->read_source = g_pollable_input_stream_create_source (self->input, NULL);
-      g_source_set_callback (self->read_source, G_SOURCE_FUNC (on_readable), self, NULL);
-      g_source_attach (self->read_source, self->main_context);
-    }
-  else if (!read)
-    {
-      destroy_source (&self->read_source);
-    }
-
-  if (write && self->write_source == NULL)
-    {
-      self->write_source = g_pollable_output_stream_create_source (self->output, NULL);
-      g_source_set_callback (self->write_source, G_SOURCE_FUNC (on_writable), self, NULL);
-      g_source_attach (self->write_source, self->main_context);
-    }
-  else if (!write)
-    {
-      destroy_source (&self->write_source);
-    }
+  self->stream_events |= G_IO_IN;
+  return G_SOURCE_CONTINUE;
 }
 
 static gboolean
-on_writable (GObject  *stream,
-             gpointer  user_data)
+on_stream_writable (GObject  *stream,
+                    gpointer  user_data)
 {
-  MilterClientContext *self = g_object_ref (user_data);
+  MilterClientContext *self = user_data;
 
-  flush_output (self);
-  update_io_sources (self);
-  if (self->closing)
-    wake_up (self);
-  g_object_unref (self);
+  self->stream_events |= G_IO_OUT;
   return G_SOURCE_CONTINUE;
+}
+
+static void
+remove_child_source (MilterClientContext  *self,
+                     GSource             **child)
+{
+  if (*child == NULL)
+    return;
+  g_source_remove_child_source (self->source, *child);
+  g_clear_pointer (child, g_source_unref);
+}
+
+static void
+watch_stream (MilterClientContext *self,
+              gboolean             read,
+              gboolean             write)
+{
+  if (read && self->read_source == NULL)
+    {
+      self->read_source = g_pollable_input_stream_create_source (self->input, NULL);
+      g_source_set_callback (self->read_source, G_SOURCE_FUNC (on_stream_readable), self, NULL);
+      g_source_add_child_source (self->source, self->read_source);
+    }
+  else if (!read)
+    {
+      remove_child_source (self, &self->read_source);
+    }
+  if (write && self->write_source == NULL)
+    {
+      self->write_source = g_pollable_output_stream_create_source (self->output, NULL);
+      g_source_set_callback (self->write_source, G_SOURCE_FUNC (on_stream_writable), self, NULL);
+      g_source_add_child_source (self->source, self->write_source);
+    }
+  else if (!write)
+    {
+      remove_child_source (self, &self->write_source);
+    }
+}
+
+/* Watches the transport for what the session waits for now. */
+static void
+update_watches (MilterClientContext *self)
+{
+  gboolean read = wants_to_read (self);
+  gboolean write = has_transport (self) && output_pending (self) > 0;
+
+  if (self->source == NULL)
+    return;
+  if (self->fd_tag != NULL)
+    {
+      GIOCondition events = (read ? G_IO_IN : 0) | (write ? G_IO_OUT : 0);
+
+      /* A change wakes the main context up: only when there is one. */
+      if (events != self->fd_events)
+        {
+          g_source_modify_unix_fd (self->source, self->fd_tag, events);
+          self->fd_events = events;
+        }
+    }
+  else if (self->input != NULL)
+    {
+      watch_stream (self, read, write);
+    }
 }
 
 /* ---- order of commands -------------------------------------------------- */
@@ -675,26 +813,29 @@ position_skipped (MilterClientContext *self,
 static void
 compute_allowed_positions (MilterClientContext *self)
 {
+  guint32 skipped = 0;
   gboolean changed = TRUE;
 
+  for (guint position = 0; position < N_POSITIONS; position++)
+    if (position_skipped (self, position))
+      skipped |= AT (position);
   memcpy (self->allowed, next_positions, sizeof self->allowed);
   while (changed)
     {
       changed = FALSE;
       for (guint from = 0; from < N_POSITIONS; from++)
-        for (guint to = 0; to < N_POSITIONS; to++)
-          {
-            guint32 extended;
+        {
+          guint32 extended = self->allowed[from];
 
-            if (!(self->allowed[from] & AT (to)) || !position_skipped (self, to))
-              continue;
-            extended = self->allowed[from] | self->allowed[to];
-            if (extended != self->allowed[from])
-              {
-                self->allowed[from] = extended;
-                changed = TRUE;
-              }
-          }
+          for (guint to = 0; to < N_POSITIONS; to++)
+            if (self->allowed[from] & skipped & AT (to))
+              extended |= self->allowed[to];
+          if (extended != self->allowed[from])
+            {
+              self->allowed[from] = extended;
+              changed = TRUE;
+            }
+        }
     }
 }
 
@@ -735,7 +876,7 @@ enter_position (MilterClientContext *self,
           Macros *own = &self->macros[macro_table_for (command)];
           Macros kept = *own;
 
-          *own = (Macros) { NULL, 0 };
+          *own = (Macros) { NULL, 0, 0 };
           emit_abort (self);
           finish_message (self, MILTER_STATUS_ABORT);
           clear_macros_from (self, macro_table_for (command));
@@ -773,8 +914,16 @@ ensure_message (MilterClientContext *self)
   if (self->in_message)
     return;
   self->in_message = TRUE;
-  g_clear_object (&self->message_result);
-  self->message_result = milter_message_result_new ();
+  /* Nobody else holds the last message's result: reuse it. */
+  if (self->message_result != NULL && G_OBJECT (self->message_result)->ref_count == 1)
+    {
+      milter_message_result_reset (self->message_result);
+    }
+  else
+    {
+      g_clear_object (&self->message_result);
+      self->message_result = milter_message_result_new ();
+    }
   milter_message_result_start (self->message_result);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MESSAGE_RESULT]);
 }
@@ -911,8 +1060,8 @@ handle_define_macro (MilterClientContext *self,
                      const MilterPacket  *packet)
 {
   store_macros (self, packet);
-  if (has_handler (self, signals[SIGNAL_DEFINE_MACRO]))
-    g_signal_emit (self, signals[SIGNAL_DEFINE_MACRO], 0, (MilterCommand) packet->macro.command);
+  /* Without handlers, emitting costs less than asking whether there are any. */
+  g_signal_emit (self, signals[SIGNAL_DEFINE_MACRO], 0, (MilterCommand) packet->macro.command);
 }
 
 static void
@@ -1240,7 +1389,7 @@ process_input (MilterClientContext  *self,
   /* Only whole commands count as activity: a peer trickling one byte a
    * second must still run into the timeout. */
   if (progressed)
-    self->last_activity = g_get_monotonic_time ();
+    self->last_activity = current_time (self);
   if (milter_decoder_get_pending_size (self->decoder) == 0)
     milter_decoder_release_buffer (self->decoder);
   return TRUE;
@@ -1610,18 +1759,76 @@ real_negotiate_response (MilterClientContext  *self,
 
 /* ---- the main loop side ----------------------------------------------- */
 
+/* One source per context does all of its main-loop work: it watches the
+ * socket (or the pollable child sources), runs deferred work when woken
+ * up (ready time 0: replies are never written from a caller's stack) and
+ * looks at the idle timeout (ready time = deadline). */
+typedef struct
+{
+  GSource parent;
+  MilterClientContext *context;  /* not a reference: the context owns the source */
+} ContextSource;
+
+static gboolean context_source_dispatch (GSource     *source,
+                                         GSourceFunc  callback,
+                                         gpointer     user_data);
+
+static GSourceFuncs context_source_funcs = {
+  NULL, NULL, context_source_dispatch, NULL, NULL, NULL
+};
+
+static void
+create_source (MilterClientContext *self)
+{
+  self->source = g_source_new (&context_source_funcs, sizeof (ContextSource));
+  ((ContextSource *) self->source)->context = self;
+  g_source_set_static_name (self->source, "MilterClientContext");
+  /* GLib blocks a source that cannot recurse while it dispatches, which
+   * takes its descriptor out of the poll set and back, waking the main
+   * context up twice per dispatch: a recursion guard is cheaper. */
+  g_source_set_can_recurse (self->source, TRUE);
+  g_source_attach (self->source, self->main_context);
+}
+
+static void
+destroy_source (MilterClientContext *self)
+{
+  if (self->source == NULL)
+    return;
+  g_source_destroy (self->source);
+  g_clear_pointer (&self->source, g_source_unref);
+}
+
+/* After any work: watch what the session waits for, and run again when
+ * woken up or at the deadline. Setting the ready time from the source's
+ * own dispatch costs no wake-up of the main context. */
+static void
+settle (MilterClientContext *self)
+{
+  if (self->source == NULL)
+    return;
+  update_watches (self);
+  g_source_set_ready_time (self->source, self->woken ? 0 : self->deadline);
+}
+
 static void
 close_stream (MilterClientContext *self)
 {
-  destroy_source (&self->read_source);
-  destroy_source (&self->write_source);
-  destroy_source (&self->timeout_source);
+  if (self->fd_tag != NULL)
+    {
+      g_source_remove_unix_fd (self->source, self->fd_tag);
+      self->fd_tag = NULL;
+    }
+  remove_child_source (self, &self->read_source);
+  remove_child_source (self, &self->write_source);
+  self->deadline = -1;
   if (self->stream != NULL)
     {
       /* Best effort: replies before the end (none follow 'Q'). */
       flush_output (self);
       g_io_stream_close (self->stream, NULL, NULL);
     }
+  self->fd = -1;
   g_clear_object (&self->input);
   g_clear_object (&self->output);
   g_clear_object (&self->stream);
@@ -1641,6 +1848,8 @@ complete_close (MilterClientContext *self)
     g_signal_emit (self, signals[SIGNAL_ERROR], 0, error);
   emit_finished (self);
   close_stream (self);
+  /* Nothing is left for the main loop to do. */
+  destroy_source (self);
   milter_decoder_release_buffer (self->decoder);
 }
 
@@ -1656,30 +1865,15 @@ run (MilterClientContext *self)
   flush_output (self);
   if (self->closing)
     wake_up (self);
-  update_io_sources (self);
-}
-
-static gboolean
-on_wakeup (gpointer user_data)
-{
-  MilterClientContext *self = g_object_ref (user_data);
-
-  g_clear_pointer (&self->wakeup_source, g_source_unref);
-  run (self);
-  g_object_unref (self);
-  return G_SOURCE_REMOVE;
 }
 
 static void
 wake_up (MilterClientContext *self)
 {
-  if (self->wakeup_source != NULL)
+  if (self->woken || self->source == NULL)
     return;
-  self->wakeup_source = g_idle_source_new ();
-  g_source_set_priority (self->wakeup_source, G_PRIORITY_DEFAULT);
-  g_source_set_callback (self->wakeup_source, on_wakeup, self, NULL);
-  g_source_set_static_name (self->wakeup_source, "MilterClientContext wake-up");
-  g_source_attach (self->wakeup_source, self->main_context);
+  self->woken = TRUE;
+  g_source_set_ready_time (self->source, 0);
 }
 
 /* Stops reading and schedules the teardown; only the first call counts. */
@@ -1694,8 +1888,7 @@ end_connection (MilterClientContext *self,
     }
   self->closing = TRUE;
   self->pending_error = error;
-  destroy_source (&self->read_source);
-  destroy_source (&self->timeout_source);
+  self->deadline = -1;
   wake_up (self);
 }
 
@@ -1710,15 +1903,13 @@ handle_eof (MilterClientContext *self)
     end_connection (self, NULL);
 }
 
-static gboolean
-on_readable (GObject  *stream,
-             gpointer  user_data)
+static void
+read_ready (MilterClientContext *self)
 {
-  MilterClientContext *self = g_object_ref (user_data);
-  g_autoptr(GError) error = NULL;
+  GError *error = NULL;
   gsize size;
   guint8 *area = milter_decoder_get_write_area (self->decoder, &size);
-  gssize n = g_pollable_input_stream_read_nonblocking (self->input, area, size, NULL, &error);
+  gssize n = transport_read (self, area, size, &error);
 
   if (n > 0)
     {
@@ -1730,63 +1921,105 @@ on_readable (GObject  *stream,
     {
       handle_eof (self);
     }
-  else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+  else if (error != NULL)
     {
       end_connection (self, g_error_new (MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_IO,
                                          "Failed to read from the MTA: %s", error->message));
+      g_error_free (error);
     }
-  update_io_sources (self);
-  g_object_unref (self);
-  return G_SOURCE_CONTINUE;
 }
 
-static gboolean
-on_timeout (gpointer user_data)
+static void
+check_timeout (MilterClientContext *self)
 {
-  MilterClientContext *self = user_data;
-  gint64 now = g_get_monotonic_time ();
-  gint64 deadline = self->last_activity + (gint64) self->timeout * G_USEC_PER_SEC;
+  gint64 now = current_time (self);
+  gint64 deadline;
 
   /* Waiting for our own deferred reply is not the MTA's idleness. */
   if (self->reply_pending && output_pending (self) == 0)
-    {
-      self->last_activity = now;
-      deadline = now + (gint64) self->timeout * G_USEC_PER_SEC;
-    }
+    self->last_activity = now;
+  deadline = self->last_activity + (gint64) self->timeout * G_USEC_PER_SEC;
   if (now < deadline)
     {
-      g_source_set_ready_time (self->timeout_source, deadline);
-      return G_SOURCE_CONTINUE;
+      self->deadline = deadline;
+      return;
     }
-  g_object_ref (self);
+  self->deadline = -1;
   g_signal_emit (self, signals[SIGNAL_TIMEOUT], 0);
   end_connection (self, NULL);
-  g_object_unref (self);
-  return G_SOURCE_CONTINUE;
+}
+
+/* A handler ran a main loop of its own: nothing can go on until it
+ * returns, so stop watching (or that loop would spin) until settle(). */
+static void
+pause_watches (MilterClientContext *self)
+{
+  if (self->fd_tag != NULL && self->fd_events != 0)
+    {
+      g_source_modify_unix_fd (self->source, self->fd_tag, 0);
+      self->fd_events = 0;
+    }
+  if (self->input != NULL)
+    watch_stream (self, FALSE, FALSE);
+  g_source_set_ready_time (self->source, -1);
 }
 
 static gboolean
-timeout_dispatch (GSource     *source,
-                  GSourceFunc  callback,
-                  gpointer     user_data)
+context_source_dispatch (GSource     *source,
+                         GSourceFunc  callback,
+                         gpointer     user_data)
 {
-  return callback (user_data);
-}
+  MilterClientContext *self = ((ContextSource *) source)->context;
+  GIOCondition revents;
 
-static GSourceFuncs timeout_source_funcs = { NULL, NULL, timeout_dispatch, NULL, NULL, NULL };
+  if (self->dispatching)
+    {
+      pause_watches (self);
+      return G_SOURCE_CONTINUE;
+    }
+  g_object_ref (self);
+  self->dispatching = TRUE;
+  revents = self->stream_events;
+  self->stream_events = 0;
+  if (self->fd_tag != NULL)
+    revents |= g_source_query_unix_fd (source, self->fd_tag);
+  if (revents & G_IO_OUT)
+    {
+      flush_output (self);
+      if (self->closing)
+        wake_up (self);
+    }
+  if (!self->closing && (revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)))
+    {
+      if (self->fd_tag == NULL || (self->fd_events & G_IO_IN))
+        read_ready (self);
+      else
+        handle_eof (self);  /* gone while we were not reading */
+    }
+  if (self->woken)
+    {
+      self->woken = FALSE;
+      run (self);
+    }
+  else if (self->deadline >= 0 && g_source_get_time (source) >= self->deadline)
+    {
+      check_timeout (self);
+    }
+  self->dispatching = FALSE;
+  settle (self);
+  g_object_unref (self);
+  return G_SOURCE_CONTINUE;
+}
 
 static void
 arm_timeout (MilterClientContext *self)
 {
-  destroy_source (&self->timeout_source);
   if (self->timeout == 0 || self->stream == NULL || self->closing)
-    return;
-  self->timeout_source = g_source_new (&timeout_source_funcs, sizeof (GSource));
-  g_source_set_callback (self->timeout_source, on_timeout, self, NULL);
-  g_source_set_static_name (self->timeout_source, "MilterClientContext timeout");
-  g_source_set_ready_time (self->timeout_source,
-                           self->last_activity + (gint64) self->timeout * G_USEC_PER_SEC);
-  g_source_attach (self->timeout_source, self->main_context);
+    self->deadline = -1;
+  else
+    self->deadline = self->last_activity + (gint64) self->timeout * G_USEC_PER_SEC;
+  if (self->source != NULL && !self->woken)
+    g_source_set_ready_time (self->source, self->deadline);
 }
 
 static void
@@ -1806,8 +2039,8 @@ milter_client_context_dispose (GObject *object)
 
   /* No teardown may be scheduled from here on. */
   self->closing = TRUE;
-  destroy_source (&self->wakeup_source);
   close_stream (self);
+  destroy_source (self);
   clear_private_data (self);
   g_clear_weak_pointer (&self->client);
   g_clear_object (&self->message_result);
@@ -1832,7 +2065,7 @@ milter_client_context_finalize (GObject *object)
   g_free (self->reply_code);
   g_free (self->quarantine_reason);
   g_free (self->recipient);
-  clear_macros_from (self, 0);
+  free_macros (self);
   g_clear_pointer (&self->macros_cache, g_hash_table_unref);
   g_clear_error (&self->pending_error);
   g_main_context_unref (self->main_context);
@@ -2710,6 +2943,9 @@ milter_client_context_init (MilterClientContext *self)
   self->max_macros = MILTER_DECODER_DEFAULT_MAX_MACROS;
   self->fallback_status = MILTER_STATUS_CONTINUE;
   memcpy (self->allowed, next_positions, sizeof self->allowed);
+  self->fd = -1;
+  self->deadline = -1;
+  create_source (self);
 }
 
 /* ---- public API: session -------------------------------------------- */
@@ -2763,6 +2999,19 @@ milter_client_context_start (MilterClientContext  *context,
   g_return_val_if_fail (G_IS_IO_STREAM (stream), FALSE);
   g_return_val_if_fail (context->stream == NULL && !context->finished, FALSE);
 
+  context->last_activity = g_get_monotonic_time ();
+  if (G_IS_SOCKET_CONNECTION (stream))
+    {
+      GSocket *socket = g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream));
+
+      context->stream = g_object_ref (stream);
+      context->fd = g_socket_get_fd (socket);
+      context->fd_events = G_IO_IN;
+      context->fd_tag = g_source_add_unix_fd (context->source, context->fd, G_IO_IN);
+      arm_timeout (context);
+      return TRUE;
+    }
+
   input = g_io_stream_get_input_stream (stream);
   output = g_io_stream_get_output_stream (stream);
   if (!G_IS_POLLABLE_INPUT_STREAM (input) ||
@@ -2778,9 +3027,8 @@ milter_client_context_start (MilterClientContext  *context,
   context->stream = g_object_ref (stream);
   context->input = G_POLLABLE_INPUT_STREAM (g_object_ref (input));
   context->output = G_POLLABLE_OUTPUT_STREAM (g_object_ref (output));
-  context->last_activity = g_get_monotonic_time ();
   arm_timeout (context);
-  update_io_sources (context);
+  update_watches (context);
   return TRUE;
 }
 
@@ -2822,6 +3070,7 @@ milter_client_context_feed (MilterClientContext  *context,
       return FALSE;
     }
   flush_output (context);
+  update_watches (context);
   g_object_unref (context);
   return TRUE;
 }

@@ -4,6 +4,7 @@
 #include "milter-client.h"
 #include "milter-client-context-private.h"
 #include "milter-daemon-private.h"
+#include "milter-signal-source-private.h"
 #include "milter-workers-private.h"
 #include "milter/milter-enum-types.h"
 #include "milter/core/milter-connection-spec.h"
@@ -1528,58 +1529,37 @@ milter_client_shutdown (MilterClient *client)
 
 /* ---- run, workers, daemon -------------------------------------------- */
 
+/* SIGTERM and SIGINT shut down; SIGHUP reloads (or is passed on to the
+ * workers). */
 static gboolean
-on_terminate (gpointer user_data)
-{
-  milter_client_shutdown (user_data);
-  return G_SOURCE_CONTINUE;
-}
-
-static gboolean
-on_hangup (gpointer user_data)
+on_signal (int      signum,
+           gpointer user_data)
 {
   MilterClient *self = user_data;
 
-  if (self->workers != NULL)
+  if (signum != SIGHUP)
+    milter_client_shutdown (self);
+  else if (self->workers != NULL)
     milter_workers_kill (self->workers, SIGHUP);
   else
     g_signal_emit (self, signals[SIGNAL_RELOAD], 0);
   return G_SOURCE_CONTINUE;
 }
 
-static guint
-add_signal_source (MilterClient *self,
-                   int           signum,
-                   GSourceFunc   func)
-{
-  GSource *source = g_unix_signal_source_new (signum);
-  guint id;
-
-  g_source_set_callback (source, func, self, NULL);
-  id = g_source_attach (source, self->main_context);
-  g_source_unref (source);
-  return id;
-}
-
 static void
 run_loop (MilterClient *self)
 {
-  guint ids[3];
+  static const int handled[] = { SIGTERM, SIGINT, SIGHUP };
+  GSource *source = milter_signal_source_new (handled, G_N_ELEMENTS (handled));
 
-  ids[0] = add_signal_source (self, SIGTERM, on_terminate);
-  ids[1] = add_signal_source (self, SIGINT, on_terminate);
-  ids[2] = add_signal_source (self, SIGHUP, on_hangup);
+  g_source_set_callback (source, (GSourceFunc) (void (*) (void)) on_signal, self, NULL);
+  g_source_attach (source, self->main_context);
   self->loop = g_main_loop_new (self->main_context, FALSE);
   if (!self->shutting_down)
     g_main_loop_run (self->loop);
   g_clear_pointer (&self->loop, g_main_loop_unref);
-  for (guint i = 0; i < G_N_ELEMENTS (ids); i++)
-    {
-      GSource *source = g_main_context_find_source_by_id (self->main_context, ids[i]);
-
-      if (source != NULL)
-        g_source_destroy (source);
-    }
+  g_source_destroy (source);
+  g_source_unref (source);
 }
 
 /* In a worker started by milter_client_run(): serve from the inherited

@@ -3,6 +3,8 @@
 
 #include "milter-headers.h"
 
+#include <string.h>
+
 /**
  * SECTION:milter-headers
  * @title: MilterHeaders
@@ -24,10 +26,11 @@
  * space after the colon, with folded lines joined by "\n".
  */
 
+/* One allocation per header: the struct, then name and value. */
 typedef struct
 {
-  gchar *name;
-  gchar *value;
+  const gchar *name;
+  const gchar *value;
 } MilterHeader;
 
 struct _MilterHeaders
@@ -42,21 +45,20 @@ static MilterHeader *
 header_new (const gchar *name,
             const gchar *value)
 {
-  MilterHeader *header = g_new (MilterHeader, 1);
+  gsize name_size = strlen (name) + 1;
+  gsize value_size = strlen (value) + 1;
+  MilterHeader *header = g_malloc (sizeof (MilterHeader) + name_size + value_size);
+  gchar *text = (gchar *) (header + 1);
 
-  header->name = g_strdup (name);
-  header->value = g_strdup (value);
+  header->name = memcpy (text, name, name_size);
+  header->value = memcpy (text + name_size, value, value_size);
   return header;
 }
 
 static void
 header_free (gpointer data)
 {
-  MilterHeader *header = data;
-
-  g_free (header->name);
-  g_free (header->value);
-  g_free (header);
+  g_free (data);
 }
 
 /**
@@ -375,8 +377,8 @@ milter_headers_change (MilterHeaders *headers,
   {
     MilterHeader *header = g_ptr_array_index (headers->list, index);
 
-    g_free (header->value);
-    header->value = g_strdup (value);
+    headers->list->pdata[index] = header_new (header->name, value);
+    header_free (header);
   }
 }
 

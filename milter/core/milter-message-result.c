@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "milter-message-result.h"
+#include "milter-message-result-private.h"
 #include "milter/milter-enum-types.h"
 
 /**
@@ -265,6 +266,23 @@ milter_message_result_init (MilterMessageResult *self)
   self->recipients = new_strv_array ();
   self->rejected_recipients = new_strv_array ();
   self->headers = milter_headers_new ();
+}
+
+void
+milter_message_result_reset (MilterMessageResult *result)
+{
+  g_return_if_fail (MILTER_IS_MESSAGE_RESULT (result));
+
+  g_clear_pointer (&result->from, g_free);
+  g_ptr_array_set_size (result->recipients, 0);
+  g_ptr_array_add (result->recipients, NULL);
+  g_ptr_array_set_size (result->rejected_recipients, 0);
+  g_ptr_array_add (result->rejected_recipients, NULL);
+  milter_headers_clear (result->headers);
+  result->body_size = 0;
+  result->status = MILTER_STATUS_DEFAULT;
+  result->start_time = 0;
+  result->end_time = 0;
 }
 
 /**
