@@ -855,6 +855,52 @@ test_progress_after_disconnect (Fixture *f, gconstpointer data)
   g_assert_cmpuint (f->n_finished, ==, 1);
 }
 
+/* ---- handlers that run a main loop ---------------------------------------- */
+
+static gboolean
+set_flag (gpointer user_data)
+{
+  *(gboolean *) user_data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+static guint nested_iterations;
+
+/* A handler that waits in a main loop of its own (a synchronous helper)
+ * while the MTA has sent more: the context must neither process it nor
+ * make that loop spin. */
+static void
+run_nested_loop (Fixture *f)
+{
+  gboolean done = FALSE;
+
+  mta_harness_macro (f->mta, 'M', "{mail_addr}", "a@x");
+  g_timeout_add (100, set_flag, &done);
+  nested_iterations = 0;
+  while (!done)
+    {
+      g_main_context_iteration (NULL, TRUE);
+      nested_iterations++;
+    }
+  g_assert_cmpstr (milter_client_context_get_macro (f->context, "mail_addr"), ==, NULL);
+}
+
+static void
+test_nested_main_loop (Fixture *f, gconstpointer data)
+{
+  hook_all (f);
+  set_action (f, "helo", run_nested_loop);
+  drive_to (f, "helo");
+  mta_harness_expect (f->mta, "c");
+  g_test_message ("nested loop iterations in 100 ms: %u", nested_iterations);
+  /* A spinning source would turn the loop thousands of times. */
+  g_assert_cmpuint (nested_iterations, <, 20);
+  /* The pipelined macros were processed after the handler returned. */
+  mta_harness_mail (f->mta, "<a@x>");
+  mta_harness_expect (f->mta, "c");
+  g_assert_cmpstr (milter_client_context_get_macro (f->context, "mail_addr"), ==, "a@x");
+}
+
 /* ---- no-reply steps ------------------------------------------------------- */
 
 static void
@@ -1989,6 +2035,7 @@ main (int    argc,
   ADD ("progress/keepalives", test_progress_keepalives);
   ADD ("progress/misuse", test_progress_misuse);
   ADD ("progress/after-disconnect", test_progress_after_disconnect);
+  ADD ("events/nested-main-loop", test_nested_main_loop);
   ADD ("no-reply-steps", test_no_reply_steps);
   ADD ("tolerated/sequences", test_tolerated_sequences);
   ADD ("tolerated/mail-without-abort", test_mail_without_abort);

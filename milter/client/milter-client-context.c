@@ -391,6 +391,10 @@ static void respond (MilterClientContext *self,
                      Step                 step,
                      MilterStatus         status);
 static void schedule_flush (MilterClientContext *self);
+static void respond_negotiate (MilterClientContext  *self,
+                               MilterOption         *option,
+                               MilterMacrosRequests *requests,
+                               MilterStatus          status);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -972,6 +976,11 @@ finish_step (MilterClientContext *self,
     }
   if (step == STEP_NEGOTIATE)
     {
+      if (!has_handler (self, response_signals[step]))
+        {
+          respond_negotiate (self, self->negotiate_option, self->negotiate_requests, status);
+          return;
+        }
       self->responding = TRUE;
       g_signal_emit (self, response_signals[step], 0,
                      self->negotiate_option, self->negotiate_requests, status);
@@ -1499,10 +1508,6 @@ record_recipient (MilterClientContext *self,
     milter_message_result_add_recipient (self->message_result, recipient);
 }
 
-static void respond_negotiate (MilterClientContext  *self,
-                               MilterOption         *option,
-                               MilterMacrosRequests *requests,
-                               MilterStatus          status);
 
 /* The one place where a status becomes a reply. */
 static void
@@ -2190,11 +2195,13 @@ status_accumulator (GSignalInvocationHint *hint,
                     const GValue          *handler_return,
                     gpointer               user_data)
 {
-  MilterStatus status = g_value_get_enum (handler_return);
+  /* Both values are MilterStatus: read and write the enum slot directly,
+   * as generated marshallers do, without a type check per handler. */
+  MilterStatus status = (MilterStatus) handler_return->data[0].v_long;
 
   if (is_no_opinion (status))
     return TRUE;  /* no opinion: the next handler decides */
-  g_value_set_enum (return_accu, status);
+  return_accu->data[0].v_long = status;
   return FALSE;   /* the first decisive status wins */
 }
 
@@ -2701,8 +2708,11 @@ install_response_signals (void)
             g_signal_new_class_handler (name, MILTER_TYPE_CLIENT_CONTEXT, G_SIGNAL_RUN_LAST,
                                         G_CALLBACK (real_negotiate_response), NULL, NULL,
                                         _milter_marshal_VOID__BOXED_BOXED_ENUM, G_TYPE_NONE, 3,
-                                        MILTER_TYPE_OPTION, MILTER_TYPE_MACROS_REQUESTS,
+                                        MILTER_TYPE_OPTION | G_SIGNAL_TYPE_STATIC_SCOPE,
+                                        MILTER_TYPE_MACROS_REQUESTS | G_SIGNAL_TYPE_STATIC_SCOPE,
                                         MILTER_TYPE_STATUS);
+          g_signal_set_va_marshaller (response_signals[step], MILTER_TYPE_CLIENT_CONTEXT,
+                                      _milter_marshal_VOID__BOXED_BOXED_ENUMv);
           continue;
         }
       response_signals[step] = new_response_signal (name);
@@ -2973,8 +2983,9 @@ milter_client_context_new (MilterClient *client)
 /**
  * milter_client_context_start:
  * @context: a #MilterClientContext
- * @stream: a connected stream to the MTA; its input and output must be
- *   pollable (#GSocketConnection and #GUnixInputStream ones are)
+ * @stream: a connected stream to the MTA; a #GSocketConnection (read
+ *   and written directly on its socket), or a stream whose input and
+ *   output are pollable (#GUnixInputStream ones are)
  * @error: return location for a #GError, or %NULL
  *
  * Starts serving the MTA on @stream from the thread-default main context

@@ -304,8 +304,16 @@ at_connection_limit (MilterClient *self)
   return self->max_connections > 0 && self->sessions->len >= self->max_connections;
 }
 
+static void
+set_errno_error (GError **error,
+                 int      saved_errno)
+{
+  g_set_error_literal (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                       g_strerror (saved_errno));
+}
+
 static gboolean
-on_incoming (GSocket      *socket,
+on_incoming (gint          fd,
              GIOCondition  condition,
              gpointer      user_data)
 {
@@ -315,16 +323,35 @@ on_incoming (GSocket      *socket,
   for (guint i = 0; i < ACCEPT_BATCH && !self->shutting_down && !at_connection_limit (self); i++)
     {
       g_autoptr(GError) error = NULL;
-      g_autoptr(GSocket) connection_socket = g_socket_accept (socket, NULL, &error);
+      g_autoptr(GSocket) connection_socket = NULL;
       g_autoptr(GSocketConnection) connection = NULL;
+      /* accept4() itself: g_socket_accept() builds a GError for every
+       * EAGAIN that ends a batch. */
+      int connection_fd = accept4 (fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
+      if (connection_fd < 0)
+        {
+          int saved_errno = errno;
+
+          if (saved_errno == EINTR || saved_errno == ECONNABORTED)
+            continue;
+          if (saved_errno == EMFILE || saved_errno == ENFILE)
+            {
+              set_errno_error (&error, saved_errno);
+              back_off (self, error);
+            }
+          else if (saved_errno != EAGAIN && saved_errno != EWOULDBLOCK)
+            {
+              g_debug ("accept() failed: %s", g_strerror (saved_errno));
+            }
+          break;
+        }
+      connection_socket = g_socket_new_from_fd (connection_fd, &error);
       if (connection_socket == NULL)
         {
-          if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES))
-            back_off (self, error);
-          else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-            g_debug ("accept() failed: %s", error->message);
-          break;
+          g_warning ("Cannot serve a connection: %s", error->message);
+          close (connection_fd);
+          continue;
         }
       self->logged_backoff = FALSE;
       set_tcp_nodelay (connection_socket);
@@ -351,7 +378,9 @@ update_accepting (MilterClient *self)
 
       if (accept && listener->source == NULL)
         {
-          listener->source = g_socket_create_source (listener->socket, G_IO_IN, NULL);
+          /* A plain descriptor source: less work per main-loop iteration
+           * than a GSocket one. */
+          listener->source = g_unix_fd_source_new (g_socket_get_fd (listener->socket), G_IO_IN);
           g_source_set_callback (listener->source, G_SOURCE_FUNC (on_incoming), listener, NULL);
           g_source_attach (listener->source, self->main_context);
         }
@@ -1423,15 +1452,13 @@ milter_client_handle_stream (MilterClient  *client,
 
   ignore_sigpipe ();
   context = milter_client_context_new (client);
-  g_object_set (context,
-                "timeout", client->timeout,
-                "packet-buffer-size", client->packet_buffer_size,
-                "use-bytes", client->use_bytes,
-                "max-packet-length", client->max_packet_length,
-                "max-headers", client->max_headers,
-                "max-macros", client->max_macros,
-                "fallback-status", client->fallback_status,
-                NULL);
+  milter_client_context_set_timeout (context, client->timeout);
+  milter_client_context_set_packet_buffer_size (context, client->packet_buffer_size);
+  milter_client_context_set_use_bytes (context, client->use_bytes);
+  milter_client_context_set_max_packet_length (context, client->max_packet_length);
+  milter_client_context_set_max_headers (context, client->max_headers);
+  milter_client_context_set_max_macros (context, client->max_macros);
+  milter_client_context_set_fallback_status (context, client->fallback_status);
   g_ptr_array_add (client->sessions, context);
   g_signal_connect (context, "finished", G_CALLBACK (on_session_finished), client);
   g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_N_PROCESSING_SESSIONS]);
@@ -1622,6 +1649,11 @@ become_service (MilterClient  *self,
  * #MilterClient:group), writes the #MilterClient:pid-file, and starts
  * #MilterClient:n-workers workers, restarting any that dies; SIGHUP is
  * passed on to them. In a worker process it serves until SIGTERM.
+ *
+ * While it runs, it handles SIGTERM, SIGINT and SIGHUP itself (with its own
+ * signal handlers, restored when it returns): do not watch these signals
+ * with g_unix_signal_add() at the same time; connect to
+ * #MilterClient::reload for SIGHUP.
  *
  * Returns: %TRUE when the client stopped normally
  *

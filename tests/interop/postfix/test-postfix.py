@@ -10,7 +10,8 @@ and queue, and on what the filter itself saw.
 
 Environment (set by meson): INTEROP_FILTER (the interop-filter program),
 INTEROP_SRCDIR, and INTEROP_GI_TYPELIB_PATH/INTEROP_GI_LIBRARY_PATH for the
-filter written in Python. Needs root: Postfix's daemons switch to the
+filter written in Python (and INTEROP_GI_PRELOAD, the ASan runtime, in a
+sanitizer build). Needs root: Postfix's daemons switch to the
 postfix user. Output is TAP.
 
 Everything lives in one temporary directory (etc/, spool/, data/, maillog,
@@ -90,6 +91,11 @@ class Env:
             for name, value in (("GI_TYPELIB_PATH", typelib_path),
                                 ("LD_LIBRARY_PATH", os.environ["INTEROP_GI_LIBRARY_PATH"])):
                 env[name] = ":".join(p for p in (value, env.get(name)) if p)
+            # A sanitizer build: Python must load the ASan runtime first.
+            preload = os.environ.get("INTEROP_GI_PRELOAD")
+            if preload:
+                env["LD_PRELOAD"] = preload
+                env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1"
             script = os.path.join(os.environ["INTEROP_SRCDIR"], "interop-gi-filter.py")
             self.python_filter = Filter(
                 resources, "interop-gi-filter.py",
