@@ -12,6 +12,7 @@ packages="
   gtk-doc-tools python3-gi ruby-gobject-introspection ruby-gio2
   valgrind clang libclang-rt-14-dev
   libmilter-dev miltertest swaks postfix procps
+  pandoc help2man
 "
 
 missing=""

@@ -1,0 +1,294 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The user guide cannot rot: every C, Python and Ruby block in
+doc/guide/*.md is a file under doc/guide/examples (or elsewhere in the
+tree) that this test compiles and runs.
+
+In a chapter, an example is shown as
+
+    <!-- example: examples/first-filter.c -->
+    ```c
+    …the file, without its guide-* lines…
+    ```
+
+or, for a part of a file, `<!-- example: examples/big.c#setup -->` and the
+lines between `guide-region: setup` and `guide-region-end` in the file.
+Paths are relative to doc/guide. Every c, python and ruby block needs a
+marker, and every file in doc/guide/examples must be shown somewhere.
+
+Each example says how it is checked, in comment lines:
+
+    guide-check: filter ARGS… => EXPRESSION
+        Runs the example as a filter on a unix socket (-s unix:PATH is
+        appended to its command line), sends one message with
+        milter-test-server --json ARGS…, and evaluates the Python
+        EXPRESSION with `result` (the JSON, plus "exit") and `headers`
+        (the added headers as (name, value) pairs). Several such lines run
+        against the same filter process, which must then stop cleanly on
+        SIGTERM.
+    guide-check: run ARGS…
+        Runs the example with ARGS; it must exit with status 0.
+    guide-check: compile
+        C only: compiles it (with -Wall -Wextra -Werror), nothing more.
+
+A C example is compiled with -Wall -Wextra -Werror against the build tree.
+Python examples run with /usr/bin/python3, Ruby ones with ruby, both
+through the typelib of the build tree. The environment of a `run` check
+has MILTER_TEST_SERVER (the path of milter-test-server) and GUIDE_BUILD
+(a scratch directory with the compiled examples).
+
+Usage: test-guide.py GUIDE_DIR SOURCE_ROOT (meson passes both)."""
+
+import glob
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+GUIDE = os.path.realpath(sys.argv.pop(1))
+SOURCE_ROOT = os.path.realpath(sys.argv.pop(1))
+BUILD_ROOT = os.path.realpath(os.environ["MILTER_BUILD_ROOT"])
+TEST_SERVER = os.path.join(BUILD_ROOT, "tools", "milter-test-server")
+TIMEOUT = 30
+
+MARKER = re.compile(r"^<!-- example: (\S+?)(?:#(\S+))? -->$")
+FENCE = re.compile(r"^```(\w*)\s*$")
+CHECKED_LANGUAGES = {"c", "python", "ruby"}
+LANGUAGE_OF_SUFFIX = {".c": "c", ".py": "python", ".rb": "ruby"}
+
+
+def chapters():
+    return sorted(glob.glob(os.path.join(GUIDE, "*.md")))
+
+
+def code_blocks(path):
+    """(language, text, marker path, region, line number) of every fenced block."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    blocks = []
+    marker = None
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        match = MARKER.match(line)
+        if match:
+            marker = (match.group(1), match.group(2), i + 1)
+            i += 1
+            continue
+        fence = FENCE.match(line)
+        if fence:
+            start = i + 1
+            i += 1
+            body = []
+            while i < len(lines) and not lines[i].startswith("```"):
+                body.append(lines[i])
+                i += 1
+            text = "\n".join(body) + "\n"
+            if marker is not None and marker[2] == start - 1:
+                blocks.append((fence.group(1), text, marker[0], marker[1], start))
+            else:
+                blocks.append((fence.group(1), text, None, None, start))
+            marker = None
+        elif line.strip():
+            marker = None
+        i += 1
+    return blocks
+
+
+def is_directive(line):
+    return "guide-check:" in line or "guide-region" in line
+
+
+def shown_text(path, region):
+    """What a chapter must show of the file: all of it without guide-*
+    lines, or one region."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    if region is None:
+        text = "\n".join(line for line in lines if not is_directive(line))
+        return text if text.endswith("\n") else text + "\n"
+    inside = False
+    kept = []
+    for line in lines:
+        if re.search(r"guide-region: %s\b" % re.escape(region), line):
+            inside = True
+            continue
+        if inside and "guide-region-end" in line:
+            return "\n".join(kept) + "\n"
+        if inside and not is_directive(line):
+            kept.append(line)
+    raise AssertionError("%s has no region %r" % (path, region))
+
+
+def checks_of(path):
+    with open(path, encoding="utf-8") as f:
+        return [line.split("guide-check:", 1)[1].strip().rstrip("*/").strip()
+                for line in f if "guide-check:" in line]
+
+
+def example_path(marker):
+    return os.path.realpath(os.path.join(GUIDE, marker))
+
+
+class TestGuide(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.scratch = tempfile.mkdtemp(prefix="milter-guide-")
+        cls.compiled = {}
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.scratch, ignore_errors=True)
+
+    def test_chapters_exist(self):
+        self.assertTrue(chapters(), "no chapter in " + GUIDE)
+        for chapter in chapters():
+            with open(chapter, encoding="utf-8") as f:
+                self.assertTrue(f.readline().startswith("# "), chapter + " must start with a title")
+
+    def test_blocks_are_the_example_files(self):
+        for chapter in chapters():
+            for language, text, marker, region, line in code_blocks(chapter):
+                where = "%s:%d" % (os.path.basename(chapter), line)
+                if marker is None:
+                    self.assertNotIn(language, CHECKED_LANGUAGES,
+                                     where + ": a %s block without an example marker" % language)
+                    continue
+                path = example_path(marker)
+                self.assertTrue(os.path.isfile(path), where + ": no file " + marker)
+                self.assertTrue(path.startswith(SOURCE_ROOT + os.sep), where + ": outside the tree")
+                self.assertEqual(LANGUAGE_OF_SUFFIX.get(os.path.splitext(path)[1]), language,
+                                 where + ": the block's language does not match " + marker)
+                self.assertEqual(text, shown_text(path, region),
+                                 where + ": the block differs from " + marker)
+
+    def test_every_example_is_shown(self):
+        shown = {example_path(marker) for chapter in chapters()
+                 for _, _, marker, _, _ in code_blocks(chapter) if marker is not None}
+        for path in sorted(glob.glob(os.path.join(GUIDE, "examples", "*"))):
+            if os.path.splitext(path)[1] in LANGUAGE_OF_SUFFIX:
+                self.assertIn(os.path.realpath(path), shown,
+                              os.path.relpath(path, GUIDE) + " is shown in no chapter")
+
+    def test_examples_work(self):
+        examples = sorted({example_path(marker) for chapter in chapters()
+                           for _, _, marker, _, _ in code_blocks(chapter) if marker is not None})
+        self.assertTrue(examples)
+        for path in examples:
+            with self.subTest(example=os.path.relpath(path, SOURCE_ROOT)):
+                checks = checks_of(path)
+                self.assertTrue(checks, "%s has no guide-check line" % path)
+                self.run_checks(path, checks)
+
+    # ---- running examples ------------------------------------------------
+
+    def command_of(self, path):
+        language = LANGUAGE_OF_SUFFIX[os.path.splitext(path)[1]]
+        if language == "python":
+            return ["/usr/bin/python3", path]
+        if language == "ruby":
+            ruby = shutil.which("ruby")
+            self.assertIsNotNone(ruby, "no ruby")
+            return [ruby, path]
+        return [self.compile(path)]
+
+    def compile(self, path):
+        if path in self.compiled:
+            return self.compiled[path]
+        output = os.path.join(self.scratch, os.path.splitext(os.path.basename(path))[0])
+        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "gio-2.0", "gio-unix-2.0"],
+                               capture_output=True, text=True, check=True).stdout.split()
+        command = [os.environ.get("CC", "cc"), "-std=gnu11", "-Wall", "-Wextra", "-Werror",
+                   "-Wno-unused-parameter", "-I" + SOURCE_ROOT, "-I" + BUILD_ROOT, path, "-o", output,
+                   "-L" + os.path.join(BUILD_ROOT, "milter"), "-lmilter-glib-1.0",
+                   "-Wl,-rpath," + os.path.join(BUILD_ROOT, "milter")] + flags
+        env = dict(os.environ)
+        env.pop("LD_PRELOAD", None)  # the compiler is no sanitized program
+        build = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        # In a sanitizer build the linker warns about libasan: not ours.
+        warnings = [line for line in build.stderr.splitlines() if "libasan" not in line]
+        self.assertEqual((build.returncode, warnings), (0, []), build.stderr)
+        self.compiled[path] = output
+        return output
+
+    def run_checks(self, path, checks):
+        filter_checks = []
+        for check in checks:
+            kind, _, rest = check.partition(" ")
+            if kind == "compile":
+                self.assertTrue(path.endswith(".c"), "compile checks are for C examples")
+                self.compile(path)
+            elif kind == "run":
+                self.run_program(path, shlex.split(rest))
+            elif kind == "filter":
+                args, arrow, expression = rest.partition("=>")
+                self.assertTrue(arrow, "filter checks need '=> EXPRESSION': " + check)
+                filter_checks.append((shlex.split(args), expression.strip()))
+            else:
+                self.fail("unknown guide-check %r in %s" % (kind, path))
+        if filter_checks:
+            self.run_filter(path, filter_checks)
+
+    def environment(self):
+        env = dict(os.environ)
+        env["MILTER_TEST_SERVER"] = TEST_SERVER
+        env["GUIDE_BUILD"] = self.scratch
+        return env
+
+    def run_program(self, path, args):
+        run = subprocess.run(self.command_of(path) + args, capture_output=True, text=True,
+                             env=self.environment(), timeout=120, cwd=self.scratch)
+        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+
+    def run_filter(self, path, checks):
+        directory = tempfile.mkdtemp(prefix="f", dir=self.scratch)
+        socket_path = os.path.join(directory, "filter.sock")
+        spec = "unix:" + socket_path
+        with tempfile.TemporaryFile(mode="w+") as output:
+            process = subprocess.Popen(self.command_of(path) + ["-s", spec], env=self.environment(),
+                                       stdout=output, stderr=subprocess.STDOUT)
+            try:
+                deadline = time.monotonic() + TIMEOUT
+                while not os.path.exists(socket_path):
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        output.seek(0)
+                        self.fail("%s did not start: %s" % (path, output.read()))
+                    time.sleep(0.02)
+                for args, expression in checks:
+                    result = self.drive(spec, args)
+                    headers = [(m["name"], m["value"]) for m in result.get("modifications", [])
+                               if m["type"] == "add-header"]
+                    self.assertTrue(eval(expression, {"result": result, "headers": headers}),
+                                    "%s: %s is false for %s" % (path, expression, json.dumps(result)))
+            finally:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            output.seek(0)
+            self.assertEqual(process.returncode, 0, "%s on SIGTERM: %s" % (path, output.read()))
+
+    def drive(self, spec, args):
+        env = dict(os.environ)
+        run = subprocess.run([TEST_SERVER, "-s", spec, "--json"] + args, capture_output=True,
+                             text=True, timeout=120, env=env)
+        try:
+            result = json.loads(run.stdout)
+        except ValueError:
+            raise AssertionError("milter-test-server %s: %r %r" % (args, run.stdout, run.stderr))
+        result["exit"] = run.returncode
+        return result
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
