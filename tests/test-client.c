@@ -329,9 +329,12 @@ check_nodelay (MilterClientContext *context,
                GSocketAddress      *address,
                gpointer             user_data)
 {
-  GSocket *socket = g_socket_connection_get_socket (G_SOCKET_CONNECTION (milter_client_context_get_stream (context)));
+  GIOStream *stream = milter_client_context_get_stream (context);
+  GSocket *socket = g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream));
   gint value = 0;
 
+  /* Made on the first call from the accepted descriptor, then kept. */
+  g_assert_true (milter_client_context_get_stream (context) == stream);
   g_assert_true (g_socket_get_option (socket, IPPROTO_TCP, TCP_NODELAY, &value, NULL));
   *(gboolean *) user_data = value != 0;
   return MILTER_STATUS_CONTINUE;

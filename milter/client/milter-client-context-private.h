@@ -13,6 +13,13 @@ GBytes *milter_client_context_take_output (MilterClientContext *context);
  * finished, close. Used by MilterClient when it shuts down. */
 void milter_client_context_shutdown (MilterClientContext *context);
 
+/* Like milter_client_context_start() for a connected socket descriptor
+ * the context then owns; its #GIOStream is only made if
+ * milter_client_context_get_stream() asks for it. MilterClient uses it for
+ * the connections it accepts: a GSocket costs several system calls. */
+void milter_client_context_start_socket (MilterClientContext *context,
+                                         gint                 fd);
+
 /* Bytes of replies waiting to be written (tests check it stays bounded). */
 gsize milter_client_context_get_output_size (MilterClientContext *context);
 

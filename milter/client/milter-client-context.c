@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 /**
  * SECTION:milter-client-context
@@ -1827,12 +1828,12 @@ close_stream (MilterClientContext *self)
   remove_child_source (self, &self->read_source);
   remove_child_source (self, &self->write_source);
   self->deadline = -1;
+  /* Best effort: replies before the end (none follow 'Q'). */
+  flush_output (self);
   if (self->stream != NULL)
-    {
-      /* Best effort: replies before the end (none follow 'Q'). */
-      flush_output (self);
-      g_io_stream_close (self->stream, NULL, NULL);
-    }
+    g_io_stream_close (self->stream, NULL, NULL);
+  else if (self->fd >= 0)
+    close (self->fd);  /* a bare descriptor from MilterClient */
   self->fd = -1;
   g_clear_object (&self->input);
   g_clear_object (&self->output);
@@ -2019,7 +2020,7 @@ context_source_dispatch (GSource     *source,
 static void
 arm_timeout (MilterClientContext *self)
 {
-  if (self->timeout == 0 || self->stream == NULL || self->closing)
+  if (self->timeout == 0 || !has_transport (self) || self->closing)
     self->deadline = -1;
   else
     self->deadline = self->last_activity + (gint64) self->timeout * G_USEC_PER_SEC;
@@ -2980,6 +2981,29 @@ milter_client_context_new (MilterClient *client)
   return g_object_new (MILTER_TYPE_CLIENT_CONTEXT, "client", client, NULL);
 }
 
+/* Serves the MTA on a connected socket: read and written directly. */
+static void
+watch_socket (MilterClientContext *self,
+              gint                 fd)
+{
+  self->fd = fd;
+  self->last_activity = g_get_monotonic_time ();
+  self->fd_events = G_IO_IN;
+  self->fd_tag = g_source_add_unix_fd (self->source, fd, G_IO_IN);
+  arm_timeout (self);
+}
+
+void
+milter_client_context_start_socket (MilterClientContext *context,
+                                    gint                 fd)
+{
+  g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
+  g_return_if_fail (fd >= 0);
+  g_return_if_fail (!has_transport (context) && !context->finished);
+
+  watch_socket (context, fd);
+}
+
 /**
  * milter_client_context_start:
  * @context: a #MilterClientContext
@@ -3008,20 +3032,17 @@ milter_client_context_start (MilterClientContext  *context,
 
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
   g_return_val_if_fail (G_IS_IO_STREAM (stream), FALSE);
-  g_return_val_if_fail (context->stream == NULL && !context->finished, FALSE);
+  g_return_val_if_fail (!has_transport (context) && !context->finished, FALSE);
 
-  context->last_activity = g_get_monotonic_time ();
   if (G_IS_SOCKET_CONNECTION (stream))
     {
       GSocket *socket = g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream));
 
       context->stream = g_object_ref (stream);
-      context->fd = g_socket_get_fd (socket);
-      context->fd_events = G_IO_IN;
-      context->fd_tag = g_source_add_unix_fd (context->source, context->fd, G_IO_IN);
-      arm_timeout (context);
+      watch_socket (context, g_socket_get_fd (socket));
       return TRUE;
     }
+  context->last_activity = g_get_monotonic_time ();
 
   input = g_io_stream_get_input_stream (stream);
   output = g_io_stream_get_output_stream (stream);
@@ -3141,7 +3162,9 @@ milter_client_context_get_client (MilterClientContext *context)
  * peer's credentials.
  *
  * Returns: (transfer none) (nullable): the stream given to
- *   milter_client_context_start(), or %NULL before it or once closed
+ *   milter_client_context_start() (for a connection #MilterClient accepted,
+ *   a #GSocketConnection made on the first call), or %NULL before it or
+ *   once closed
  *
  * Since: 1.0
  */
@@ -3150,6 +3173,20 @@ milter_client_context_get_stream (MilterClientContext *context)
 {
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
 
+  /* A connection accepted by MilterClient is a bare descriptor until
+   * someone asks for its stream. */
+  if (context->stream == NULL && context->fd >= 0 && !context->closing)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GSocket) socket = g_socket_new_from_fd (context->fd, &error);
+
+      if (socket == NULL)
+        {
+          g_warning ("Cannot wrap the connection in a GSocket: %s", error->message);
+          return NULL;
+        }
+      context->stream = G_IO_STREAM (g_socket_connection_factory_create_connection (socket));
+    }
   return context->stream;
 }
 
@@ -4328,7 +4365,7 @@ milter_client_context_set_timeout (MilterClientContext *context,
   if (context->timeout == timeout)
     return;
   context->timeout = timeout;
-  if (context->stream != NULL)
+  if (has_transport (context))
     arm_timeout (context);
   g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_TIMEOUT]);
 }

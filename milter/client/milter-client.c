@@ -89,6 +89,7 @@ typedef struct
   MilterClient *client;
   GSocket *socket;
   GSocketAddress *address;  /* effective */
+  gboolean is_inet;         /* TCP: no Nagle delay for its connections */
   gchar *unix_path;         /* a socket file we created, to remove */
   GSource *source;
 } Listener;
@@ -245,26 +246,31 @@ listener_free (gpointer data)
 }
 
 static void
-set_tcp_nodelay (GSocket *socket)
+set_tcp_nodelay (int fd)
 {
-  GSocketFamily family = g_socket_get_family (socket);
-  g_autoptr(GError) error = NULL;
+  int on = 1;
 
   /* Replies are small and the MTA waits for each: no Nagle delay. */
-  if ((family == G_SOCKET_FAMILY_IPV4 || family == G_SOCKET_FAMILY_IPV6) &&
-      !g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, 1, &error))
-    g_debug ("Cannot set TCP_NODELAY: %s", error->message);
+  if (setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) < 0)
+    g_debug ("Cannot set TCP_NODELAY: %s", g_strerror (errno));
 }
 
 static void
 ignore_sigpipe (void)
 {
-  struct sigaction action;
+  static gsize done;
 
   /* A peer that vanishes must not kill the process; sockets use
-   * MSG_NOSIGNAL already, pipes given to handle_stream() would not. */
-  if (sigaction (SIGPIPE, NULL, &action) == 0 && action.sa_handler == SIG_DFL)
-    signal (SIGPIPE, SIG_IGN);
+   * MSG_NOSIGNAL already, pipes given to handle_stream() would not. Once
+   * per process: a handler installed later is the program's choice. */
+  if (g_once_init_enter (&done))
+    {
+      struct sigaction action;
+
+      if (sigaction (SIGPIPE, NULL, &action) == 0 && action.sa_handler == SIG_DFL)
+        signal (SIGPIPE, SIG_IGN);
+      g_once_init_leave (&done, 1);
+    }
 }
 
 static gboolean
@@ -312,6 +318,11 @@ set_errno_error (GError **error,
                        g_strerror (saved_errno));
 }
 
+static MilterClientContext *serve (MilterClient  *client,
+                                   GIOStream     *stream,
+                                   gint           fd,
+                                   GError       **error);
+
 static gboolean
 on_incoming (gint          fd,
              GIOCondition  condition,
@@ -323,10 +334,9 @@ on_incoming (gint          fd,
   for (guint i = 0; i < ACCEPT_BATCH && !self->shutting_down && !at_connection_limit (self); i++)
     {
       g_autoptr(GError) error = NULL;
-      g_autoptr(GSocket) connection_socket = NULL;
-      g_autoptr(GSocketConnection) connection = NULL;
-      /* accept4() itself: g_socket_accept() builds a GError for every
-       * EAGAIN that ends a batch. */
+      /* accept4() itself, and no GSocket unless someone asks for the
+       * stream: g_socket_accept() builds a GError for every EAGAIN that
+       * ends a batch, and a GSocket costs several system calls. */
       int connection_fd = accept4 (fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
       if (connection_fd < 0)
@@ -346,18 +356,10 @@ on_incoming (gint          fd,
             }
           break;
         }
-      connection_socket = g_socket_new_from_fd (connection_fd, &error);
-      if (connection_socket == NULL)
-        {
-          g_warning ("Cannot serve a connection: %s", error->message);
-          close (connection_fd);
-          continue;
-        }
       self->logged_backoff = FALSE;
-      set_tcp_nodelay (connection_socket);
-      connection = g_socket_connection_factory_create_connection (connection_socket);
-      if (milter_client_handle_stream (self, G_IO_STREAM (connection), &error) == NULL)
-        g_warning ("Cannot serve a connection: %s", error->message);
+      if (listener->is_inet)
+        set_tcp_nodelay (connection_fd);
+      serve (self, NULL, connection_fd, NULL);
     }
   update_accepting (self);
   g_object_unref (self);
@@ -382,6 +384,11 @@ update_accepting (MilterClient *self)
            * than a GSocket one. */
           listener->source = g_unix_fd_source_new (g_socket_get_fd (listener->socket), G_IO_IN);
           g_source_set_callback (listener->source, G_SOURCE_FUNC (on_incoming), listener, NULL);
+          /* GLib takes the descriptor of a source that cannot recurse out
+           * of the poll set while it dispatches, and wakes the context up
+           * twice to do so. on_incoming() may run again from a main loop
+           * a connection-established handler runs: it only accepts more. */
+          g_source_set_can_recurse (listener->source, TRUE);
           g_source_attach (listener->source, self->main_context);
         }
       else if (!accept)
@@ -472,6 +479,8 @@ listener_new (MilterClient *self,
   listener->client = self;
   listener->socket = socket;
   listener->address = g_socket_get_local_address (socket, NULL);
+  listener->is_inet = g_socket_get_family (socket) == G_SOCKET_FAMILY_IPV4 ||
+                      g_socket_get_family (socket) == G_SOCKET_FAMILY_IPV6;
   g_socket_set_blocking (socket, FALSE);
   return listener;
 }
@@ -1425,6 +1434,43 @@ milter_client_get_listen_addresses (MilterClient *client)
   return addresses;
 }
 
+/* Serves one connection: @stream, or else the socket descriptor @fd. */
+static MilterClientContext *
+serve (MilterClient  *client,
+       GIOStream     *stream,
+       gint           fd,
+       GError       **error)
+{
+  MilterClientContext *context;
+
+  ignore_sigpipe ();
+  context = milter_client_context_new (client);
+  milter_client_context_set_timeout (context, client->timeout);
+  milter_client_context_set_packet_buffer_size (context, client->packet_buffer_size);
+  milter_client_context_set_use_bytes (context, client->use_bytes);
+  milter_client_context_set_max_packet_length (context, client->max_packet_length);
+  milter_client_context_set_max_headers (context, client->max_headers);
+  milter_client_context_set_max_macros (context, client->max_macros);
+  milter_client_context_set_fallback_status (context, client->fallback_status);
+  g_ptr_array_add (client->sessions, context);
+  g_signal_connect (context, "finished", G_CALLBACK (on_session_finished), client);
+  g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_N_PROCESSING_SESSIONS]);
+  g_signal_emit (client, signals[SIGNAL_CONNECTION_ESTABLISHED], 0, context);
+
+  if (stream == NULL)
+    {
+      milter_client_context_start_socket (context, fd);
+    }
+  else if (!milter_client_context_start (context, stream, error))
+    {
+      g_signal_handlers_disconnect_by_func (context, on_session_finished, client);
+      g_ptr_array_remove_fast (client->sessions, context);
+      g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_N_PROCESSING_SESSIONS]);
+      return NULL;
+    }
+  return context;
+}
+
 /**
  * milter_client_handle_stream:
  * @client: a #MilterClient
@@ -1445,33 +1491,10 @@ milter_client_handle_stream (MilterClient  *client,
                              GIOStream     *stream,
                              GError       **error)
 {
-  MilterClientContext *context;
-
   g_return_val_if_fail (MILTER_IS_CLIENT (client), NULL);
   g_return_val_if_fail (G_IS_IO_STREAM (stream), NULL);
 
-  ignore_sigpipe ();
-  context = milter_client_context_new (client);
-  milter_client_context_set_timeout (context, client->timeout);
-  milter_client_context_set_packet_buffer_size (context, client->packet_buffer_size);
-  milter_client_context_set_use_bytes (context, client->use_bytes);
-  milter_client_context_set_max_packet_length (context, client->max_packet_length);
-  milter_client_context_set_max_headers (context, client->max_headers);
-  milter_client_context_set_max_macros (context, client->max_macros);
-  milter_client_context_set_fallback_status (context, client->fallback_status);
-  g_ptr_array_add (client->sessions, context);
-  g_signal_connect (context, "finished", G_CALLBACK (on_session_finished), client);
-  g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_N_PROCESSING_SESSIONS]);
-  g_signal_emit (client, signals[SIGNAL_CONNECTION_ESTABLISHED], 0, context);
-
-  if (!milter_client_context_start (context, stream, error))
-    {
-      g_signal_handlers_disconnect_by_func (context, on_session_finished, client);
-      g_ptr_array_remove_fast (client->sessions, context);
-      g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_N_PROCESSING_SESSIONS]);
-      return NULL;
-    }
-  return context;
+  return serve (client, stream, -1, error);
 }
 
 /**
