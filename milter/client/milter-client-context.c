@@ -569,7 +569,9 @@ static gint64
 current_time (MilterClientContext *self)
 {
   /* The main context's time for this iteration: cheaper than the clock. */
-  return self->source != NULL ? g_source_get_time (self->source) : g_get_monotonic_time ();
+  if (self->source != NULL && g_source_get_context (self->source) != NULL)
+    return g_source_get_time (self->source);
+  return g_get_monotonic_time ();
 }
 
 static void
@@ -1779,6 +1781,8 @@ static gboolean context_source_dispatch (GSource     *source,
                                          GSourceFunc  callback,
                                          gpointer     user_data);
 
+#define MAX_WAKE_ROUNDS 4
+
 static GSourceFuncs context_source_funcs = {
   NULL, NULL, context_source_dispatch, NULL, NULL, NULL
 };
@@ -1793,7 +1797,16 @@ create_source (MilterClientContext *self)
    * takes its descriptor out of the poll set and back, waking the main
    * context up twice per dispatch: a recursion guard is cheaper. */
   g_source_set_can_recurse (self->source, TRUE);
-  g_source_attach (self->source, self->main_context);
+}
+
+/* Attached when there is something to watch or to run: adding a
+ * descriptor or a ready time to an attached source wakes the main context
+ * up, attaching it with both at once does so only once. */
+static void
+attach_source (MilterClientContext *self)
+{
+  if (self->source != NULL && g_source_get_context (self->source) == NULL)
+    g_source_attach (self->source, self->main_context);
 }
 
 static void
@@ -1879,7 +1892,13 @@ wake_up (MilterClientContext *self)
   if (self->woken || self->source == NULL)
     return;
   self->woken = TRUE;
-  g_source_set_ready_time (self->source, 0);
+  /* From the source's own dispatch, the work runs before it returns:
+   * changing the ready time would wake the main context up for nothing. */
+  if (!self->dispatching)
+    {
+      g_source_set_ready_time (self->source, 0);
+      attach_source (self);
+    }
 }
 
 /* Stops reading and schedules the teardown; only the first call counts. */
@@ -2002,14 +2021,15 @@ context_source_dispatch (GSource     *source,
       else
         handle_eof (self);  /* gone while we were not reading */
     }
-  if (self->woken)
+  if (!self->woken && self->deadline >= 0 && g_source_get_time (source) >= self->deadline)
+    check_timeout (self);
+  /* Deferred work (a late reply, the teardown) runs here, on the main
+   * loop's stack; a few rounds at most, then it waits for the next
+   * iteration so that other sources get their turn. */
+  for (guint round = 0; self->woken && round < MAX_WAKE_ROUNDS; round++)
     {
       self->woken = FALSE;
       run (self);
-    }
-  else if (self->deadline >= 0 && g_source_get_time (source) >= self->deadline)
-    {
-      check_timeout (self);
     }
   self->dispatching = FALSE;
   settle (self);
@@ -2991,6 +3011,7 @@ watch_socket (MilterClientContext *self,
   self->fd_events = G_IO_IN;
   self->fd_tag = g_source_add_unix_fd (self->source, fd, G_IO_IN);
   arm_timeout (self);
+  attach_source (self);
 }
 
 void
@@ -3061,6 +3082,7 @@ milter_client_context_start (MilterClientContext  *context,
   context->output = G_POLLABLE_OUTPUT_STREAM (g_object_ref (output));
   arm_timeout (context);
   update_watches (context);
+  attach_source (context);
   return TRUE;
 }
 
