@@ -855,6 +855,23 @@ test_progress_after_disconnect (Fixture *f, gconstpointer data)
   g_assert_cmpuint (f->n_finished, ==, 1);
 }
 
+/* Abort has no reply: PROGRESS from its handler must not stop the session. */
+static void
+test_progress_at_abort (Fixture *f, gconstpointer data)
+{
+  hook_all (f);
+  set_status (f, "abort", MILTER_STATUS_PROGRESS);
+  drive_to (f, "data");
+  mta_harness_expect (f->mta, "c");
+  g_test_expect_message ("Milter", G_LOG_LEVEL_MESSAGE, "abort: progress*ignored");
+  mta_harness_simple (f->mta, 'A');
+  mta_harness_mail (f->mta, "<next@x>");
+  mta_harness_expect (f->mta, "c");
+  g_test_assert_expected_messages ();
+  g_assert_false (milter_client_context_is_reply_pending (f->context));
+  g_assert_cmpuint (f->n_abort, ==, 1);
+}
+
 /* ---- handlers that run a main loop ---------------------------------------- */
 
 static gboolean
@@ -2036,6 +2053,7 @@ main (int    argc,
   ADD ("progress/misuse", test_progress_misuse);
   ADD ("progress/after-disconnect", test_progress_after_disconnect);
   ADD ("events/nested-main-loop", test_nested_main_loop);
+  ADD ("progress/at-abort", test_progress_at_abort);
   ADD ("no-reply-steps", test_no_reply_steps);
   ADD ("tolerated/sequences", test_tolerated_sequences);
   ADD ("tolerated/mail-without-abort", test_mail_without_abort);

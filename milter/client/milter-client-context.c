@@ -972,6 +972,14 @@ finish_step (MilterClientContext *self,
              Step                 step,
              MilterStatus         status)
 {
+  /* Abort has no reply to defer: waiting for one would only stop the
+   * session, as it is when the abort is implied by a new MAIL or the end
+   * of the connection. */
+  if (status == MILTER_STATUS_PROGRESS && step == STEP_ABORT)
+    {
+      g_message ("abort: progress makes no sense without a reply; ignored");
+      status = MILTER_STATUS_DEFAULT;
+    }
   if (status == MILTER_STATUS_PROGRESS)
     {
       self->reply_pending = TRUE;
@@ -2707,7 +2715,9 @@ install_event_signals (void)
    * already decided. Free per-message resources here; per-connection ones
    * in #MilterClientContext::finished.
    *
-   * Returns: a #MilterStatus (no reply is sent)
+   * Returns: a #MilterStatus; no reply is sent, and
+   *   %MILTER_STATUS_PROGRESS is ignored (logged) since there is no reply
+   *   to defer
    *
    * Since: 1.0
    */
