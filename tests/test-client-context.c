@@ -697,6 +697,36 @@ test_fallback_status (Fixture *f, gconstpointer data)
   g_test_assert_expected_messages ();
 }
 
+/* The fallback answers handlers without an opinion, not events without
+ * handlers: message-processed makes the MTA send MAIL, RCPT, headers and
+ * the body, which nobody handles here. */
+static void
+test_fallback_only_with_handlers (Fixture *f, gconstpointer data)
+{
+  static const gchar body[] = "x";
+
+  hook (f, "helo");
+  set_status (f, "helo", MILTER_STATUS_DEFAULT);
+  milter_client_context_set_fallback_status (f->context, MILTER_STATUS_TEMPORARY_FAILURE);
+  negotiate (f);
+  /* No connect handler: connect was negotiated away. */
+  mta_harness_helo (f->mta, "h");
+  mta_harness_expect (f->mta, "t");
+  mta_harness_mail (f->mta, "<a@x>");
+  mta_harness_expect (f->mta, "c");
+  mta_harness_rcpt (f->mta, "<b@x>");
+  mta_harness_expect (f->mta, "c");
+  mta_harness_header (f->mta, "Subject", "s");
+  mta_harness_expect (f->mta, "c");
+  mta_harness_body (f->mta, body, 1);
+  mta_harness_expect (f->mta, "c");
+  mta_harness_end_of_message (f->mta);
+  mta_harness_expect (f->mta, "c");
+  g_assert_cmpuint (f->results->len, ==, 1);
+  g_assert_cmpint (milter_message_result_get_status (g_ptr_array_index (f->results, 0)), ==,
+                   MILTER_STATUS_ACCEPT);
+}
+
 /* SKIP is sent only if the MTA offered it. */
 static void
 test_skip_not_offered (Fixture *f, gconstpointer data)
@@ -2047,6 +2077,7 @@ main (int    argc,
   ADD ("replies/skip-not-offered", test_skip_not_offered);
   ADD ("replies/accumulator", test_accumulator);
   ADD ("replies/fallback-status", test_fallback_status);
+  ADD ("replies/fallback-only-with-handlers", test_fallback_only_with_handlers);
   g_test_add_func ("/client-context/progress/every-event", test_progress_every_event);
   ADD ("progress/response-signal", test_progress_response_signal);
   ADD ("progress/keepalives", test_progress_keepalives);

@@ -1520,16 +1520,44 @@ record_recipient (MilterClientContext *self,
 }
 
 
+/* The signals of a step's event: the string and the GBytes form. */
+static const guint step_signals[N_STEPS][2] = {
+  [STEP_NEGOTIATE] = { SIGNAL_NEGOTIATE, SIGNAL_NEGOTIATE },
+  [STEP_CONNECT] = { SIGNAL_CONNECT, SIGNAL_CONNECT },
+  [STEP_HELO] = { SIGNAL_HELO, SIGNAL_HELO },
+  [STEP_ENVELOPE_FROM] = { SIGNAL_ENVELOPE_FROM, SIGNAL_ENVELOPE_FROM },
+  [STEP_ENVELOPE_RECIPIENT] = { SIGNAL_ENVELOPE_RECIPIENT, SIGNAL_ENVELOPE_RECIPIENT },
+  [STEP_DATA] = { SIGNAL_DATA, SIGNAL_DATA },
+  [STEP_UNKNOWN] = { SIGNAL_UNKNOWN, SIGNAL_UNKNOWN },
+  [STEP_HEADER] = { SIGNAL_HEADER, SIGNAL_HEADER },
+  [STEP_END_OF_HEADER] = { SIGNAL_END_OF_HEADER, SIGNAL_END_OF_HEADER },
+  [STEP_BODY] = { SIGNAL_BODY, SIGNAL_BODY_BYTES },
+  [STEP_END_OF_MESSAGE] = { SIGNAL_END_OF_MESSAGE, SIGNAL_END_OF_MESSAGE_BYTES },
+  [STEP_ABORT] = { SIGNAL_ABORT, SIGNAL_ABORT },
+};
+
+/* The status of a step whose handlers had no opinion: the fallback if
+ * there were handlers (each raised or returned nothing in a binding,
+ * or said "no opinion"), continue if there were none (the MTA sent the
+ * event anyway, for example for message-processed). */
+static MilterStatus
+no_opinion_status (MilterClientContext *self,
+                   Step                 step)
+{
+  if (has_handler (self, signals[step_signals[step][0]]) ||
+      has_handler (self, signals[step_signals[step][1]]))
+    return self->fallback_status;
+  return MILTER_STATUS_CONTINUE;
+}
+
 /* The one place where a status becomes a reply. */
 static void
 respond (MilterClientContext *self,
          Step                 step,
          MilterStatus         status)
 {
-  /* No handler had an opinion (or every one raised or returned nothing
-   * in a binding). */
   if (is_no_opinion (status))
-    status = self->fallback_status;
+    status = no_opinion_status (self, step);
   self->in_step = FALSE;
   self->status = status;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATUS]);
@@ -2443,8 +2471,10 @@ install_properties (GObjectClass *object_class)
   /**
    * MilterClientContext:fallback-status:
    *
-   * The reply when no handler of an event has an opinion: none returned
-   * anything but %MILTER_STATUS_DEFAULT or %MILTER_STATUS_NOT_CHANGE. A
+   * The reply when the handlers of an event have no opinion: none returned
+   * anything but %MILTER_STATUS_DEFAULT or %MILTER_STATUS_NOT_CHANGE. An
+   * event with no handler at all (the MTA may send one anyway) gets
+   * %MILTER_STATUS_CONTINUE. A
    * handler in a language binding that raises an exception or returns
    * nothing yields %MILTER_STATUS_DEFAULT (the exception is logged by the
    * binding), so this is also what such a failure leads to. The default,

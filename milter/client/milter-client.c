@@ -1119,8 +1119,8 @@ install_properties (GObjectClass *object_class)
    * MilterClient:fallback-status:
    *
    * The #MilterClientContext:fallback-status of new sessions: the reply when
-   * no handler has an opinion, also when a handler in a language binding
-   * raised an exception.
+   * the handlers of an event have no opinion, also when a handler in a
+   * language binding raised an exception.
    *
    * Since: 1.0
    */
