@@ -1876,14 +1876,26 @@ test_private_data (Fixture *f, gconstpointer data)
 }
 
 static void
+record_queue_id (MilterClientContext *context,
+                 MilterMessageResult *result,
+                 gchar              **queue_id)
+{
+  g_free (*queue_id);
+  *queue_id = g_strdup (milter_client_context_get_macro (context, "i"));
+}
+
+static void
 test_message_result (Fixture *f, gconstpointer data)
 {
   MilterMessageResult *result;
+  g_autofree gchar *queue_id = NULL;
 
   hook_all (f);
+  g_signal_connect (f->context, "message-processed", G_CALLBACK (record_queue_id), &queue_id);
   set_status (f, "envelope-recipient", MILTER_STATUS_REJECT);
   negotiate (f);
   connect_and_helo (f);
+  mta_harness_macro (f->mta, 'M', "i", "4Qx9Yz");
   mta_harness_mail (f->mta, "<s@x>");
   mta_harness_expect (f->mta, "c");
   mta_harness_rcpt (f->mta, "<bad@x>");
@@ -1910,6 +1922,9 @@ test_message_result (Fixture *f, gconstpointer data)
   g_assert_cmpint (milter_message_result_get_status (result), ==, MILTER_STATUS_ACCEPT);
   g_assert_cmpint (milter_message_result_get_end_time (result), >=,
                    milter_message_result_get_start_time (result));
+  /* message-processed still sees the message's macros; then they go. */
+  g_assert_cmpstr (queue_id, ==, "4Qx9Yz");
+  g_assert_null (milter_client_context_get_macro (f->context, "i"));
 }
 
 /* A verdict on the message ends it: no abort afterwards. */

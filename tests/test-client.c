@@ -77,6 +77,14 @@ on_reload (MilterClient *client,
   g_file_set_contents (mark, "", 0, NULL);
 }
 
+static void
+on_client_error (MilterClient *client,
+                 GError       *error,
+                 gpointer      user_data)
+{
+  g_printerr ("client error: %s\n", error->message);
+}
+
 /* --serve [client options]: a filter program built on the option group. */
 static int
 serve (int    argc,
@@ -109,6 +117,7 @@ serve (int    argc,
     }
   g_signal_connect (client, "connection-established", G_CALLBACK (on_connection_established), NULL);
   g_signal_connect (client, "reload", G_CALLBACK (on_reload), NULL);
+  g_signal_connect (client, "error", G_CALLBACK (on_client_error), NULL);
   g_object_set (client, "shutdown-grace-period", 2, NULL);
   if (!milter_client_run (client, &error))
     {
@@ -771,6 +780,7 @@ test_option_group (void)
   g_autoptr(GError) error = NULL;
   const gchar *args[] = { "prog", "-s", "unix:/tmp/x.sock", "--connection-spec", "inet:0@127.0.0.1",
                           "--timeout", "30", "--max-connections", "5", "--n-workers", "3",
+                          "--shutdown-grace-period", "4",
                           "--unix-socket-mode", "0600", "--unix-socket-group", "mail",
                           "--user", "nobody", "--group", "nogroup", "--daemon", "--pid-file", "/run/x.pid",
                           "--log-level", "warning", NULL };
@@ -778,7 +788,7 @@ test_option_group (void)
   g_auto(GStrv) owned = g_strdupv ((gchar **) args);
   g_autofree gchar **argv = g_memdup2 (owned, sizeof (gchar *) * (g_strv_length (owned) + 1));
   gint argc = (gint) g_strv_length (argv);
-  guint timeout, max_connections, n_workers, mode;
+  guint timeout, max_connections, n_workers, mode, grace;
   g_autofree gchar *group = NULL;
   g_autofree gchar *user = NULL;
   g_autofree gchar *run_group = NULL;
@@ -793,6 +803,8 @@ test_option_group (void)
                 "n-workers", &n_workers, "unix-socket-mode", &mode, "unix-socket-group", &group,
                 "user", &user, "group", &run_group, "daemon", &daemon, "pid-file", &pid_file, NULL);
   g_assert_cmpuint (timeout, ==, 30);
+  g_object_get (client, "shutdown-grace-period", &grace, NULL);
+  g_assert_cmpuint (grace, ==, 4);
   g_assert_cmpuint (max_connections, ==, 5);
   g_assert_cmpuint (n_workers, ==, 3);
   g_assert_cmpuint (mode, ==, 0600);
@@ -881,6 +893,9 @@ wait_for_path (const gchar *path,
 
 /* Runs this program in --serve mode on a unix socket in a new temporary
  * directory, with @extra options. */
+/* This program, absolute: a test may start it from another directory. */
+static gchar *program_path;
+
 static void
 server_start (Server              *server,
               const gchar * const *extra,
@@ -892,7 +907,7 @@ server_start (Server              *server,
   server->dir = make_tmp_dir ();
   server->path = g_build_filename (server->dir, "milter.sock", NULL);
   server->spec = g_strconcat ("unix:", server->path, NULL);
-  g_ptr_array_add (argv, g_strdup (g_test_get_filename (G_TEST_BUILT, "test-client", NULL)));
+  g_ptr_array_add (argv, g_strdup (program_path));
   g_ptr_array_add (argv, g_strdup ("--serve"));
   g_ptr_array_add (argv, g_strconcat ("--connection-spec=", server->spec, NULL));
   for (guint i = 0; extra != NULL && extra[i] != NULL; i++)
@@ -1127,12 +1142,16 @@ test_privileges_and_pid_file (void)
   pid_dir = make_tmp_dir ();
   g_assert_cmpint (chmod (pid_dir, 0777), ==, 0);  /* nobody writes and removes it */
   pid_file = g_build_filename (pid_dir, "milter.pid", NULL);
-  pid_arg = g_strconcat ("--pid-file=", pid_file, NULL);
+  /* Relative to where the program starts, although the daemon works from /. */
+  pid_arg = g_strdup ("--pid-file=milter.pid");
   {
     const gchar *extra[] = { pid_arg, "--user", "nobody", "--unix-socket-mode", "0666", "--daemon",
                              NULL };
+    g_autofree gchar *cwd = g_get_current_dir ();
 
+    g_assert_cmpint (chdir (pid_dir), ==, 0);
     server_start (&server, extra, 0);
+    g_assert_cmpint (chdir (cwd), ==, 0);
   }
   /* The launched process exits at once; the daemon goes on. */
   status = server_wait (&server);
@@ -1158,6 +1177,33 @@ test_privileges_and_pid_file (void)
   g_assert_false (g_file_test (pid_file, G_FILE_TEST_EXISTS));
   remove_tmp_dir (pid_dir);
   server_free (&server);
+}
+
+/* A daemon that cannot set itself up says so, through the process that
+ * started it, which exits with status 1: never a silent success. */
+static void
+test_daemon_reports_failure (void)
+{
+  Server server = { 0 };
+  const gchar *extra[] = { "--daemon", "--user", "no-such-user-here", NULL };
+  g_autofree gchar *log_dir = make_tmp_dir ();
+  g_autofree gchar *log = g_build_filename (log_dir, "stderr", NULL);
+  g_autofree gchar *output = NULL;
+  gint status;
+
+  g_setenv ("TEST_CLIENT_STDERR", log, TRUE);
+  server_start (&server, extra, 0);
+  g_unsetenv ("TEST_CLIENT_STDERR");
+  status = server_wait (&server);
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 1);
+  g_assert_true (g_file_get_contents (log, &output, NULL, NULL));
+  g_test_message ("%s", output);
+  /* The quotes depend on the locale. */
+  g_assert_nonnull (strstr (output, "Unknown user"));
+  g_assert_nonnull (strstr (output, "no-such-user-here"));
+  server_free (&server);
+  remove_tmp_dir (log_dir);
 }
 
 /* A failed drop of privileges is fatal: never run as root by mistake. */
@@ -1204,6 +1250,7 @@ test_emfile_backoff (void)
   g_autofree gchar *log = NULL;
   g_auto(GStrv) lines = NULL;
   guint warnings = 0;
+  guint errors = 0;
 
   log_path = g_build_filename (g_get_tmp_dir (), "milter-test-emfile.log", NULL);
   g_setenv ("TEST_CLIENT_NOFILE", "24", TRUE);
@@ -1226,9 +1273,15 @@ test_emfile_backoff (void)
   g_assert_true (g_file_get_contents (log_path, &log, NULL, NULL));
   lines = g_strsplit (log, "\n", -1);
   for (guint i = 0; lines[i] != NULL; i++)
-    if (strstr (lines[i], "Cannot accept connections") != NULL)
-      warnings++;
+    {
+      if (strstr (lines[i], "Cannot accept connections") != NULL)
+        warnings++;
+      if (g_str_has_prefix (lines[i], "client error: ") && strstr (lines[i], "open files") != NULL)
+        errors++;
+    }
   g_assert_cmpuint (warnings, ==, 1);
+  /* …and reported once through MilterClient::error. */
+  g_assert_cmpuint (errors, ==, 1);
 
   g_ptr_array_unref (idle);
   test_util_run_for (600);
@@ -1250,6 +1303,7 @@ main (int    argc,
 
   g_test_init (&argc, &argv, NULL);
 
+  program_path = g_canonicalize_filename (argv[0], NULL);
   g_test_add_func ("/client/listen/unix-socket", test_unix_socket);
   g_test_add_func ("/client/listen/unix-socket-in-the-way", test_unix_socket_in_the_way);
   g_test_add_func ("/client/listen/inet", test_inet);
@@ -1269,6 +1323,7 @@ main (int    argc,
   g_test_add_func ("/client/process/socket-activation", test_socket_activation);
   g_test_add_func ("/client/process/privileges-and-pid-file", test_privileges_and_pid_file);
   g_test_add_func ("/client/process/unknown-user-refused", test_unknown_user_refused);
+  g_test_add_func ("/client/process/daemon-reports-failure", test_daemon_reports_failure);
   g_test_add_func ("/client/process/emfile-backoff", test_emfile_backoff);
 
   return g_test_run ();

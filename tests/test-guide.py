@@ -30,6 +30,8 @@ Each example says how it is checked, in comment lines:
         Runs the example with ARGS; it must exit with status 0.
     guide-check: compile
         C only: compiles it (with -Wall -Wextra -Werror), nothing more.
+    guide-filter-args: ARGS…
+        The filter's own arguments for `filter` checks (before -s).
 
 A C example is compiled with -Wall -Wextra -Werror against the build tree.
 Python examples run with /usr/bin/python3, Ruby ones with ruby, both
@@ -103,7 +105,7 @@ def code_blocks(path):
 
 
 def is_directive(line):
-    return "guide-check:" in line or "guide-region" in line
+    return "guide-check:" in line or "guide-region" in line or "guide-filter-args:" in line
 
 
 def shown_text(path, region):
@@ -131,6 +133,14 @@ def checks_of(path):
     with open(path, encoding="utf-8") as f:
         return [line.split("guide-check:", 1)[1].strip().rstrip("*/").strip()
                 for line in f if "guide-check:" in line]
+
+
+def filter_args_of(path):
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if "guide-filter-args:" in line:
+                return shlex.split(line.split("guide-filter-args:", 1)[1].strip().rstrip("*/"))
+    return []
 
 
 def example_path(marker):
@@ -252,7 +262,8 @@ class TestGuide(unittest.TestCase):
         socket_path = os.path.join(directory, "filter.sock")
         spec = "unix:" + socket_path
         with tempfile.TemporaryFile(mode="w+") as output:
-            process = subprocess.Popen(self.command_of(path) + ["-s", spec], env=self.environment(),
+            process = subprocess.Popen(self.command_of(path) + filter_args_of(path) + ["-s", spec],
+                                       env=self.environment(),
                                        stdout=output, stderr=subprocess.STDOUT)
             try:
                 deadline = time.monotonic() + TIMEOUT

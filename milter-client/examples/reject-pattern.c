@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* guide-check: run --help */
 /* reject-pattern: rejects messages whose Subject or body matches a regular
  * expression, with a custom SMTP reply.
  *

@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* guide-check: filter --helo-fqdn localhost => headers in ([("X-HELO-Resolved", "localhost=127.0.0.1")], [("X-HELO-Resolved", "localhost=::1")]) */
+/* guide-check: filter --helo-fqdn no-such-host.invalid => result["status"] == "pass" and headers == [("X-HELO-Resolved", "no-such-host.invalid=unresolved")] */
+/* guide-check: filter --helo-fqdn localhost --n-messages 100 --concurrency 16 => result["statuses"]["pass"] == 100 and result["errors"] == 0 */
 /* resolve-helo: an asynchronous milter. At HELO it looks the name up in
  * DNS with GResolver; meanwhile the reply is deferred (PROGRESS) and the
  * main loop serves the other connections. At end-of-message it records

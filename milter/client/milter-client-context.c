@@ -947,10 +947,11 @@ finish_message (MilterClientContext *self,
   result = g_object_ref (self->message_result);
   milter_message_result_set_status (result, status);
   milter_message_result_stop (result);
-  reset_message_data (self);
   if (self->position > AT_HELO && self->position != AT_UNKNOWN)
     self->position = AT_HELO;
+  /* Handlers still see the message's macros and shelf. */
   g_signal_emit (self, signals[SIGNAL_MESSAGE_PROCESSED], 0, result);
+  reset_message_data (self);
 }
 
 /* ---- events ----------------------------------------------------------- */
@@ -2943,7 +2944,9 @@ install_other_signals (void)
    *
    * A message ended: decided, accepted at end-of-message, or aborted.
    * Connecting a handler keeps the MTA sending the envelope, headers and
-   * body, so @result is complete.
+   * body, so @result is complete. The message's macros (such as the queue
+   * ID `i`) and mail-transaction shelf are still there; they are cleared
+   * right after.
    *
    * Since: 1.0
    */

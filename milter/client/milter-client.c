@@ -157,6 +157,7 @@ struct _MilterClient
   gint option_timeout;
   gint option_n_workers;
   gint option_max_connections;
+  gint option_shutdown_grace_period;
 };
 
 enum {
@@ -294,6 +295,7 @@ back_off (MilterClient *self,
     {
       g_warning ("Cannot accept connections: %s; retrying every %d ms", error->message,
                  ACCEPT_BACKOFF_MS);
+      g_signal_emit (self, signals[SIGNAL_ERROR], 0, error);
       self->logged_backoff = TRUE;
     }
   self->accept_backoff = TRUE;
@@ -352,6 +354,7 @@ on_incoming (gint          fd,
             }
           else if (saved_errno != EAGAIN && saved_errno != EWOULDBLOCK)
             {
+              /* The connection is gone (ECONNRESET…); the listener is fine. */
               g_debug ("accept() failed: %s", g_strerror (saved_errno));
             }
           break;
@@ -530,7 +533,8 @@ bind_address (MilterClient    *self,
       return NULL;
     }
   listener = listener_new (self, g_steal_pointer (&socket));
-  listener->unix_path = g_strdup (path);
+  /* Absolute: a daemon removes it at exit from /. */
+  listener->unix_path = path != NULL ? g_canonicalize_filename (path, NULL) : NULL;
   return listener;
 }
 
@@ -1177,7 +1181,10 @@ milter_client_class_init (MilterClientClass *klass)
    * @client: the client
    * @error: what went wrong
    *
-   * Something went wrong outside any session.
+   * Something went wrong outside any session: the client cannot accept
+   * connections (out of file descriptors, for example; it retries every
+   * 250 ms and reports each such episode once). Errors of a session go to
+   * its context's #MilterClientContext::error.
    *
    * Since: 1.0
    */
@@ -1221,6 +1228,7 @@ milter_client_init (MilterClient *self)
   self->option_timeout = -1;
   self->option_n_workers = -1;
   self->option_max_connections = -1;
+  self->option_shutdown_grace_period = -1;
 }
 
 /* ---- public API ----------------------------------------------------- */
@@ -1644,12 +1652,12 @@ listening_sockets (MilterClient *self)
   return sockets;
 }
 
+static void install_log_writer (void);
+
 static gboolean
-become_service (MilterClient  *self,
-                GError       **error)
+drop_privileges_and_write_pid_file (MilterClient  *self,
+                                    GError       **error)
 {
-  if (self->daemon && !milter_daemon_detach (error))
-    return FALSE;
   if (!milter_daemon_drop_privileges (self->user, self->group, error))
     return FALSE;
   if (self->pid_file != NULL)
@@ -1659,6 +1667,39 @@ become_service (MilterClient  *self,
       self->pid_file_written = TRUE;
     }
   return TRUE;
+}
+
+/* A daemon reports how the setup went to the process that started it, which
+ * exits with it: a failure is never silent. */
+static gboolean
+become_service (MilterClient  *self,
+                GError       **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  gint ready_fd = -1;
+  gboolean ok;
+
+  if (self->pid_file != NULL && !g_path_is_absolute (self->pid_file))
+    {
+      /* A daemon works from /. */
+      gchar *absolute = g_canonicalize_filename (self->pid_file, NULL);
+
+      g_free (self->pid_file);
+      self->pid_file = absolute;
+    }
+  if (self->daemon)
+    {
+      if (!milter_daemon_detach (&ready_fd, error))
+        return FALSE;
+      install_log_writer ();
+      milter_daemon_log_to_syslog ();
+    }
+  ok = drop_privileges_and_write_pid_file (self, &local_error);
+  if (ready_fd >= 0)
+    milter_daemon_report_ready (ready_fd, local_error);
+  if (!ok)
+    g_propagate_error (error, g_steal_pointer (&local_error));
+  return ok;
 }
 
 /**
@@ -1752,7 +1793,17 @@ filtered_writer (GLogLevelFlags   level,
   /* Lower flag values are more severe. */
   if ((level & G_LOG_LEVEL_MASK) > log_threshold)
     return G_LOG_WRITER_HANDLED;
-  return g_log_writer_default (level, fields, n_fields, user_data);
+  /* Standard error, or syslog once a daemon. */
+  return milter_daemon_write_log (level, fields, n_fields, user_data);
+}
+
+/* A process can set its writer only once. */
+static void
+install_log_writer (void)
+{
+  if (!writer_installed)
+    g_log_set_writer_func (filtered_writer, NULL, NULL);
+  writer_installed = TRUE;
 }
 
 static gboolean
@@ -1774,10 +1825,7 @@ apply_log_level (const gchar  *name,
         /* g_log_writer_default hides info and debug unless told. */
         if (log_threshold >= G_LOG_LEVEL_INFO)
           g_log_set_debug_enabled (TRUE);
-        /* A process can set its writer only once. */
-        if (!writer_installed)
-          g_log_set_writer_func (filtered_writer, NULL, NULL);
-        writer_installed = TRUE;
+        install_log_writer ();
         return TRUE;
       }
   g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
@@ -1831,6 +1879,8 @@ milter_client_apply_options (MilterClient  *client,
     g_object_set (client, "n-workers", (guint) client->option_n_workers, NULL);
   if (client->option_max_connections >= 0)
     g_object_set (client, "max-connections", (guint) client->option_max_connections, NULL);
+  if (client->option_shutdown_grace_period >= 0)
+    g_object_set (client, "shutdown-grace-period", (guint) client->option_shutdown_grace_period, NULL);
   if (client->option_unix_socket_group != NULL)
     g_object_set (client, "unix-socket-group", client->option_unix_socket_group, NULL);
   if (client->option_user != NULL)
@@ -1901,9 +1951,12 @@ milter_client_parse_command_line (MilterClient   *client,
  *
  * Creates the command-line options of a milter program, applied to
  * @client when parsing succeeds: `-s/--connection-spec` (repeatable),
- * `--timeout`, `--n-workers`, `--max-connections`, `--unix-socket-mode`,
- * `--unix-socket-group`, `--user`, `--group`, `--daemon`, `--pid-file`
- * and `--log-level`.
+ * `--timeout`, `--n-workers`, `--max-connections`,
+ * `--shutdown-grace-period`, `--unix-socket-mode`, `--unix-socket-group`,
+ * `--user`, `--group`, `--daemon`, `--pid-file` and `--log-level`.
+ * `--n-workers`, `--user`, `--group`, `--daemon` and `--pid-file` take
+ * effect in milter_client_run(); a program that calls
+ * milter_client_listen() and runs its own main loop does that itself.
  *
  * Returns: (transfer full): a #GOptionGroup to add to a #GOptionContext
  *
@@ -1919,21 +1972,23 @@ milter_client_get_option_group (MilterClient *client)
     { "timeout", 0, 0, G_OPTION_ARG_INT, &client->option_timeout,
       "Seconds of MTA silence before a session ends (default 7210)", "SECONDS" },
     { "n-workers", 0, 0, G_OPTION_ARG_INT, &client->option_n_workers,
-      "Worker processes to fork (default 0)", "N" },
+      "Worker processes to start (default 0; milter_client_run() only)", "N" },
     { "max-connections", 0, 0, G_OPTION_ARG_INT, &client->option_max_connections,
       "The most sessions at once (default 0: no limit)", "N" },
+    { "shutdown-grace-period", 0, 0, G_OPTION_ARG_INT, &client->option_shutdown_grace_period,
+      "Seconds sessions may take to finish after SIGTERM (default 30)", "SECONDS" },
     { "unix-socket-mode", 0, 0, G_OPTION_ARG_STRING, &client->option_unix_socket_mode,
       "Permissions of the unix socket (default 0660)", "MODE" },
     { "unix-socket-group", 0, 0, G_OPTION_ARG_STRING, &client->option_unix_socket_group,
       "Group of the unix socket", "GROUP" },
     { "user", 0, 0, G_OPTION_ARG_STRING, &client->option_user,
-      "Run as USER after binding", "USER" },
+      "Run as USER after binding (milter_client_run() only)", "USER" },
     { "group", 0, 0, G_OPTION_ARG_STRING, &client->option_group,
-      "Run as GROUP after binding", "GROUP" },
+      "Run as GROUP after binding (milter_client_run() only)", "GROUP" },
     { "daemon", 0, 0, G_OPTION_ARG_NONE, &client->option_daemon,
-      "Detach from the terminal", NULL },
+      "Detach from the terminal and log to syslog (milter_client_run() only)", NULL },
     { "pid-file", 0, 0, G_OPTION_ARG_FILENAME, &client->option_pid_file,
-      "Write the process ID to FILE", "FILE" },
+      "Write the process ID to FILE (milter_client_run() only)", "FILE" },
     { "log-level", 0, 0, G_OPTION_ARG_STRING, &client->option_log_level,
       "Log at LEVEL and above: error, warning, message, info, debug", "LEVEL" },
     G_OPTION_ENTRY_NULL

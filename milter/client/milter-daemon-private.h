@@ -7,9 +7,22 @@ G_BEGIN_DECLS
 
 /* Process-level helpers for running a milter as a service. */
 
-/* Forks; the parent exits with status 0 and the child continues in a
- * new session with its standard streams on /dev/null. */
-gboolean milter_daemon_detach (GError **error);
+/* Forks; the child continues in a new session with its standard streams
+ * on /dev/null, and must call milter_daemon_report_ready() with
+ * *@ready_fd once it is set up. The parent waits for that and exits: with
+ * status 0, or with 1 after printing the child's error (or its death). */
+gboolean milter_daemon_detach (gint    *ready_fd,
+                               GError **error);
+void milter_daemon_report_ready (gint          ready_fd,
+                                 const GError *error);
+
+/* Sends the log messages milter_daemon_write_log() gets to syslog
+ * (facility mail) from now on, instead of standard error. */
+void milter_daemon_log_to_syslog (void);
+GLogWriterOutput milter_daemon_write_log (GLogLevelFlags   level,
+                                          const GLogField *fields,
+                                          gsize            n_fields,
+                                          gpointer         user_data);
 
 /* Writes the PID through a temporary file and a rename, so readers never
  * see a partial file. */

@@ -5,6 +5,9 @@
 #include "milter-client.h"
 
 #include <errno.h>
+#include <glib-unix.h>
+#include <string.h>
+#include <syslog.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
@@ -24,16 +27,55 @@ set_errno_error (GError      **error,
   return FALSE;
 }
 
-gboolean
-milter_daemon_detach (GError **error)
+/* The parent's side: waits for the child's report, then exits. */
+static void G_GNUC_NORETURN
+wait_for_ready (int fd)
 {
-  pid_t pid = fork ();
+  GString *report = g_string_new (NULL);
+  gchar buffer[512];
+  gssize n;
+
+  while ((n = read (fd, buffer, sizeof buffer)) != 0)
+    {
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        break;
+      g_string_append_len (report, buffer, n);
+    }
+  if (report->len == 1 && report->str[0] == '\0')
+    _exit (0);
+  g_printerr ("%s: %s\n", g_get_prgname () != NULL ? g_get_prgname () : "milter",
+              report->len > 0 ? report->str : "the daemon exited before it was ready");
+  _exit (1);
+}
+
+gboolean
+milter_daemon_detach (gint    *ready_fd,
+                      GError **error)
+{
+  int fds[2];
+  pid_t pid;
   int null_fd;
 
+  if (!g_unix_open_pipe (fds, FD_CLOEXEC, NULL))
+    return set_errno_error (error, MILTER_CLIENT_ERROR_DAEMON, errno, "Cannot create a pipe");
+  pid = fork ();
   if (pid < 0)
-    return set_errno_error (error, MILTER_CLIENT_ERROR_DAEMON, errno, "Cannot fork");
+    {
+      int saved_errno = errno;
+
+      close (fds[0]);
+      close (fds[1]);
+      return set_errno_error (error, MILTER_CLIENT_ERROR_DAEMON, saved_errno, "Cannot fork");
+    }
   if (pid > 0)
-    _exit (0);
+    {
+      close (fds[1]);
+      wait_for_ready (fds[0]);
+    }
+  close (fds[0]);
+  *ready_fd = fds[1];
   if (setsid () < 0)
     return set_errno_error (error, MILTER_CLIENT_ERROR_DAEMON, errno, "Cannot start a new session");
   if (chdir ("/") < 0)
@@ -47,6 +89,82 @@ milter_daemon_detach (GError **error)
   if (null_fd > STDERR_FILENO)
     close (null_fd);
   return TRUE;
+}
+
+void
+milter_daemon_report_ready (gint          ready_fd,
+                            const GError *error)
+{
+  const gchar *report = error != NULL ? error->message : "";
+  gsize size = error != NULL ? strlen (report) : 1;  /* success: one NUL byte */
+
+  while (size > 0)
+    {
+      gssize n = write (ready_fd, report, size);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        break;
+      report += n;
+      size -= (gsize) n;
+    }
+  close (ready_fd);
+}
+
+static int
+syslog_priority (GLogLevelFlags level)
+{
+  switch (level & G_LOG_LEVEL_MASK)
+    {
+    case G_LOG_LEVEL_ERROR: return LOG_ERR;
+    case G_LOG_LEVEL_CRITICAL: return LOG_CRIT;
+    case G_LOG_LEVEL_WARNING: return LOG_WARNING;
+    case G_LOG_LEVEL_MESSAGE: return LOG_NOTICE;
+    case G_LOG_LEVEL_INFO: return LOG_INFO;
+    default: return LOG_DEBUG;
+    }
+}
+
+static GLogWriterOutput
+write_to_syslog (GLogLevelFlags   level,
+                 const GLogField *fields,
+                 gsize            n_fields,
+                 gpointer         user_data)
+{
+  const gchar *message = "";
+  const gchar *domain = NULL;
+
+  for (gsize i = 0; i < n_fields; i++)
+    {
+      if (g_str_equal (fields[i].key, "MESSAGE") && fields[i].length < 0)
+        message = fields[i].value;
+      else if (g_str_equal (fields[i].key, "GLIB_DOMAIN") && fields[i].length < 0)
+        domain = fields[i].value;
+    }
+  syslog (syslog_priority (level), "%s%s%s", domain != NULL ? domain : "", domain != NULL ? ": " : "",
+          message);
+  return G_LOG_WRITER_HANDLED;
+}
+
+static GLogWriterFunc daemon_writer;
+
+void
+milter_daemon_log_to_syslog (void)
+{
+  openlog (g_get_prgname (), LOG_PID, LOG_MAIL);
+  daemon_writer = write_to_syslog;
+}
+
+GLogWriterOutput
+milter_daemon_write_log (GLogLevelFlags   level,
+                         const GLogField *fields,
+                         gsize            n_fields,
+                         gpointer         user_data)
+{
+  if (daemon_writer != NULL)
+    return daemon_writer (level, fields, n_fields, user_data);
+  return g_log_writer_default (level, fields, n_fields, user_data);
 }
 
 gboolean

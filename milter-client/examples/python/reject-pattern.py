@@ -1,5 +1,10 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
+# guide-check: run --help
+# guide-filter-args: --pattern (?i)lottery
+# guide-check: filter -h "Subject: You won the LOTTERY" => result["status"] == "reject" and result["reply"] == "550 5.7.1 Message rejected: it matches a blocked pattern"
+# guide-check: filter -h "Subject: hello" -b "nothing to see" => result["status"] == "pass"
+# guide-check: filter -h "Subject: hello" -b "claim your lottery prize" => result["status"] == "reject"
 """reject-pattern: rejects messages whose Subject or body matches a
 regular expression, with a custom SMTP reply.
 
