@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* guide-check: filter --header "Subject: Buy now" => headers == [("X-Subject-Flag", "advertising")] and result["negotiated"]["step"] & 0x10 and result["negotiated"]["step"] & 0x2 */
+/* guide-check: filter --header "Subject: Minutes of the meeting" => headers == [] and result["status"] == "pass" */
+/* performance-subject-tag: flags messages whose Subject looks like
+ * advertising. Only two events have handlers, so the MTA sends neither
+ * the body nor HELO, MAIL, RCPT or DATA: two round trips per message plus
+ * one per header. */
+#include <milter/milter.h>
+
+typedef struct
+{
+  gboolean advertising;  /* of the current message */
+} Connection;
+
+static MilterStatus
+on_header (MilterClientContext *context,
+           const gchar         *name,
+           const gchar         *value,
+           Connection          *connection)
+{
+  if (g_ascii_strcasecmp (name, "Subject") == 0)
+    connection->advertising = g_str_has_prefix (value, "Buy ") || strstr (value, "% off") != NULL;
+  return MILTER_STATUS_CONTINUE;
+}
+
+static MilterStatus
+on_end_of_message (MilterClientContext *context,
+                   GBytes              *chunk,
+                   Connection          *connection)
+{
+  if (connection->advertising)
+    milter_client_context_add_header (context, "X-Subject-Flag", "advertising", NULL);
+  /* The next message on this connection starts clean. */
+  connection->advertising = FALSE;
+  return MILTER_STATUS_CONTINUE;
+}
+
+static void
+on_connection_established (MilterClient        *client,
+                           MilterClientContext *context,
+                           gpointer             user_data)
+{
+  Connection *connection = g_new0 (Connection, 1);
+
+  milter_client_context_set_private_data (context, connection, g_free);
+  g_signal_connect (context, "header", G_CALLBACK (on_header), connection);
+  g_signal_connect (context, "end-of-message-bytes", G_CALLBACK (on_end_of_message), connection);
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_autoptr(MilterClient) client = milter_client_new ();
+  g_auto(GStrv) args = g_strdupv (argv);
+  g_autoptr(GError) error = NULL;
+
+  /* Only the GBytes forms of body and end-of-message are emitted: no
+   * string copy of the last chunk for an end-of-message handler. */
+  g_object_set (client, "use-bytes", TRUE, NULL);
+  g_signal_connect (client, "connection-established", G_CALLBACK (on_connection_established), NULL);
+  if (!milter_client_parse_command_line (client, &args, &error) ||
+      !milter_client_run (client, &error))
+    {
+      g_printerr ("performance-subject-tag: %s\n", error->message);
+      return 1;
+    }
+  return 0;
+}
