@@ -426,6 +426,29 @@ on_negotiate_keep (MilterClientContext  *context,
 }
 
 static void
+ask_for_big_packets (Fixture *f)
+{
+  MilterOption *option = g_object_get_data (G_OBJECT (f->context), "test-option");
+
+  milter_option_set_step (option, MILTER_STEP_MAX_DATA_SIZE_1M | MILTER_STEP_MAX_DATA_SIZE_256K);
+}
+
+/* CONTINUE with a data size the packet limit cannot take: the largest one
+ * it can take is asked for instead. */
+static void
+test_negotiate_continue_data_size_limited (Fixture *f, gconstpointer data)
+{
+  g_signal_connect (f->context, "negotiate", G_CALLBACK (on_negotiate_keep), f);
+  hook (f, "negotiate");
+  set_action (f, "negotiate", ask_for_big_packets);
+  set_status (f, "negotiate", MILTER_STATUS_CONTINUE);
+  milter_client_context_set_max_packet_length (f->context, 300 * 1024);
+  mta_harness_negotiate (f->mta, 6, POSTFIX_ACTIONS,
+                         POSTFIX_STEPS | MILTER_STEP_MAX_DATA_SIZE_256K | MILTER_STEP_MAX_DATA_SIZE_1M);
+  mta_harness_expect (f->mta, "O 6 0x1ff 0x10000000");
+}
+
+static void
 test_negotiate_continue (Fixture *f, gconstpointer data)
 {
   g_signal_connect (f->context, "negotiate", G_CALLBACK (on_negotiate_keep), f);
@@ -2084,6 +2107,7 @@ main (int    argc,
   ADD ("negotiate/data-size", test_negotiate_data_size);
   ADD ("negotiate/data-size-limited", test_negotiate_data_size_limited);
   ADD ("negotiate/continue", test_negotiate_continue);
+  ADD ("negotiate/continue-data-size-limited", test_negotiate_continue_data_size_limited);
   ADD ("negotiate/continue-beyond-offer", test_negotiate_continue_beyond_offer);
   ADD ("negotiate/continue-drops-unoffered", test_negotiate_continue_drops_unoffered);
   ADD ("negotiate/reject", test_negotiate_reject);

@@ -1690,6 +1690,9 @@ checked_option (MilterClientContext  *self,
                    requested_text, offer_text);
       return NULL;
     }
+  /* A larger data size than the packet limit can take is dropped: the
+   * MTA then keeps to 64 KiB chunks. */
+  step = (step & ~MILTER_STEP_MAX_DATA_SIZE_MASK) | accepted_data_size (self, step);
   return milter_option_new (MIN (version, MILTER_PROTOCOL_VERSION), action, step);
 }
 
