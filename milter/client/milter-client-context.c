@@ -9,6 +9,7 @@
 #include "milter/core/milter-decoder-private.h"
 #include "milter/core/milter-encoder-private.h"
 #include "milter/core/milter-errors.h"
+#include "milter/core/milter-errors-private.h"
 #include "milter/core/milter-message-result-private.h"
 #include "milter/core/milter-reply-code.h"
 
@@ -574,12 +575,27 @@ current_time (MilterClientContext *self)
   return g_get_monotonic_time ();
 }
 
-static void
-set_errno_error (GError **error,
-                 int      saved_errno)
+/* recv() and send(): -1 without an error when the socket is not ready. */
+static gssize
+socket_result (gssize   n,
+               GError **error)
 {
-  g_set_error_literal (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
-                       g_strerror (saved_errno));
+  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+    milter_set_io_error_from_errno (error, errno);
+  return n;
+}
+
+/* GPollable streams: the same, from their GError. */
+static gssize
+stream_result (gssize   n,
+               GError  *local_error,
+               GError **error)
+{
+  if (n < 0 && !g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+    g_propagate_error (error, local_error);
+  else
+    g_clear_error (&local_error);
+  return n;
 }
 
 /* Reads without blocking. Returns the bytes read, 0 at the end of the
@@ -598,15 +614,10 @@ transport_read (MilterClientContext  *self,
       do
         n = recv (self->fd, buffer, size, MSG_DONTWAIT);
       while (n < 0 && errno == EINTR);
-      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-        set_errno_error (error, errno);
-      return n;
+      return socket_result (n, error);
     }
   n = g_pollable_input_stream_read_nonblocking (self->input, buffer, size, NULL, &local_error);
-  if (n < 0 && !g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-    g_propagate_error (error, g_steal_pointer (&local_error));
-  g_clear_error (&local_error);
-  return n;
+  return stream_result (n, local_error, error);
 }
 
 /* Writes without blocking, as transport_read() reads. */
@@ -624,15 +635,10 @@ transport_write (MilterClientContext  *self,
       do
         n = send (self->fd, data, size, MSG_DONTWAIT | MSG_NOSIGNAL);
       while (n < 0 && errno == EINTR);
-      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-        set_errno_error (error, errno);
-      return n;
+      return socket_result (n, error);
     }
   n = g_pollable_output_stream_write_nonblocking (self->output, data, size, NULL, &local_error);
-  if (n < 0 && !g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-    g_propagate_error (error, g_steal_pointer (&local_error));
-  g_clear_error (&local_error);
-  return n;
+  return stream_result (n, local_error, error);
 }
 
 /* ---- output --------------------------------------------------------------- */

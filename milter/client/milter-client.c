@@ -9,6 +9,7 @@
 #include "milter/milter-enum-types.h"
 #include "milter/core/milter-connection-spec.h"
 #include "milter/core/milter-decoder-private.h"
+#include "milter/core/milter-errors-private.h"
 
 #include <errno.h>
 #include <glib-unix.h>
@@ -312,14 +313,6 @@ at_connection_limit (MilterClient *self)
   return self->max_connections > 0 && self->sessions->len >= self->max_connections;
 }
 
-static void
-set_errno_error (GError **error,
-                 int      saved_errno)
-{
-  g_set_error_literal (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
-                       g_strerror (saved_errno));
-}
-
 static MilterClientContext *serve (MilterClient  *client,
                                    GIOStream     *stream,
                                    gint           fd,
@@ -349,7 +342,7 @@ on_incoming (gint          fd,
             continue;
           if (saved_errno == EMFILE || saved_errno == ENFILE)
             {
-              set_errno_error (&error, saved_errno);
+              milter_set_io_error_from_errno (&error, saved_errno);
               back_off (self, error);
             }
           else if (saved_errno != EAGAIN && saved_errno != EWOULDBLOCK)
