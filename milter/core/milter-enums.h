@@ -18,6 +18,13 @@ G_BEGIN_DECLS
  * The values of #MilterActionFlags, #MilterStepFlags, #MilterCommand,
  * #MilterReply and #MilterMacroStage are the milter wire protocol's own
  * values, so they can be compared with what an MTA sends.
+ *
+ * |[<!-- language="C" -->
+ * // In a negotiate handler: does the MTA let us replace the body, and
+ * // will it leave the body out if asked?
+ * gboolean can_replace = milter_option_get_action (option) & MILTER_ACTION_CHANGE_BODY;
+ * gboolean can_skip_body = milter_option_get_step (option) & MILTER_STEP_NO_BODY;
+ * ]|
  */
 
 /**

@@ -20,6 +20,17 @@ G_BEGIN_DECLS
  * %MILTER_DECODER_ERROR domain, on the #MilterClientContext::error signal
  * of the filter side and in the errors of #MilterServerContext on the MTA
  * side. The message names the command and the fault.
+ *
+ * |[<!-- language="C" -->
+ * static void
+ * on_error (MilterClientContext *context,
+ *           GError              *error,
+ *           gpointer             user_data)
+ * {
+ *   if (error->domain == MILTER_DECODER_ERROR)
+ *     g_warning ("The MTA sent a malformed packet: %s", error->message);
+ * }
+ * ]|
  */
 
 /**

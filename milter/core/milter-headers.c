@@ -24,6 +24,17 @@
  *
  * Values are stored as the MTA passes them to a milter: without the
  * space after the colon, with folded lines joined by "\n".
+ *
+ * |[<!-- language="C" -->
+ * g_autoptr(MilterHeaders) headers = milter_headers_new ();
+ *
+ * milter_headers_add (headers, "Received", "from a");
+ * milter_headers_add (headers, "Subject", "hello");
+ * milter_headers_add (headers, "Received", "from b");
+ * // What SMFIR_CHGHEADER "Received"[2] = "from c" does:
+ * milter_headers_change (headers, "Received", 2, "from c");
+ * g_assert_cmpstr (milter_headers_lookup (headers, "received", 2), ==, "from c");
+ * ]|
  */
 
 /* One allocation per header: the struct, then name and value. */

@@ -18,6 +18,21 @@
  *
  * Fields the MTA never sent (because the milter negotiated their events
  * away) stay empty.
+ *
+ * |[<!-- language="C" -->
+ * static void
+ * on_message_processed (MilterClientContext *context,
+ *                       MilterMessageResult *result,
+ *                       gpointer             user_data)
+ * {
+ *   g_message ("%s from %s: %s, %" G_GUINT64_FORMAT " body bytes, %.3f s",
+ *              milter_client_context_get_macro (context, "i"),
+ *              milter_message_result_get_from (result),
+ *              g_enum_to_string (MILTER_TYPE_STATUS, milter_message_result_get_status (result)),
+ *              milter_message_result_get_body_size (result),
+ *              milter_message_result_get_elapsed_time (result));
+ * }
+ * ]|
  */
 
 /**

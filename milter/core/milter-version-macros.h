@@ -16,6 +16,11 @@
  * Every public symbol of milter-glib is preceded by one of these
  * macros. The library is built with hidden symbol visibility; these
  * macros mark what is exported.
+ *
+ * |[<!-- language="C" -->
+ * MILTER_AVAILABLE_IN_ALL
+ * MilterClient *milter_client_new (void);
+ * ]|
  */
 
 #if defined (__GNUC__) && (__GNUC__ >= 4)
