@@ -13,7 +13,7 @@ build=${2:-"$top/_build-fuzz"}
 
 if [ ! -f "$build/build.ninja" ]; then
   CC=clang meson setup "$build" "$top" -Dfuzzing=true -Db_sanitize=address,undefined \
-    -Db_lundef=false -Dintrospection=disabled >/dev/null || exit 1
+    -Db_lundef=false -Dintrospection=disabled -Dman=disabled >/dev/null || exit 1
 fi
 ninja -C "$build" >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
 build=$(cd "$build" && pwd)
