@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -161,7 +162,7 @@ connect_to (GSocketAddress *address)
   g_autoptr(GError) error = NULL;
 
   g_assert_nonnull (socket);
-  g_assert_true (g_socket_connect (socket, address, NULL, &error));
+  g_socket_connect (socket, address, NULL, &error);
   g_assert_no_error (error);
   return mta_harness_new (socket);
 }
@@ -275,6 +276,74 @@ test_unix_socket (void)
 
   milter_client_shutdown (client);
   g_assert_cmpint (lstat (path, &st), ==, -1);
+  remove_tmp_dir (dir);
+}
+
+/* A peer that sees the socket file can connect at once, and the file
+ * never has wider permissions than asked: a thread spins on the path
+ * while the client starts listening, and connects the moment it sees it. */
+typedef struct
+{
+  const gchar *path;
+  gint stop;
+  guint refused;
+  guint wrong_mode;
+} SocketWatch;
+
+static gpointer
+watch_socket (gpointer data)
+{
+  SocketWatch *watch = data;
+  struct sockaddr_un address = { .sun_family = AF_UNIX };
+  struct stat st;
+  int fd;
+
+  g_strlcpy (address.sun_path, watch->path, sizeof address.sun_path);
+  while (lstat (watch->path, &st) < 0)
+    if (g_atomic_int_get (&watch->stop))
+      return NULL;
+  if ((st.st_mode & 07777) != 0640)
+    watch->wrong_mode++;
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  g_assert_cmpint (fd, >=, 0);
+  if (connect (fd, (struct sockaddr *) &address, sizeof address) < 0)
+    watch->refused++;
+  close (fd);
+  return NULL;
+}
+
+static void
+test_unix_socket_ready_when_visible (void)
+{
+  g_autofree gchar *dir = make_tmp_dir ();
+  g_autofree gchar *path = g_build_filename (dir, "milter.sock", NULL);
+  g_autofree gchar *spec = g_strconcat ("unix:", path, NULL);
+  SocketWatch watch = { .path = path };
+
+  for (guint round = 0; round < 200; round++)
+    {
+      g_autoptr(MilterClient) client = new_client (spec);
+      g_autoptr(GError) error = NULL;
+      GThread *thread;
+
+      g_object_set (client, "unix-socket-mode", 0640, NULL);
+      g_atomic_int_set (&watch.stop, 0);
+      thread = g_thread_new ("watch", watch_socket, &watch);
+      g_assert_true (milter_client_listen (client, &error));
+      g_assert_no_error (error);
+      g_atomic_int_set (&watch.stop, 1);
+      g_thread_join (thread);
+      milter_client_shutdown (client);
+      g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+    }
+  g_assert_cmpuint (watch.refused, ==, 0);
+  g_assert_cmpuint (watch.wrong_mode, ==, 0);
+  /* Nothing is left beside it, temporary names included. */
+  {
+    g_autoptr(GDir) handle = g_dir_open (dir, 0, NULL);
+
+    g_assert_null (g_dir_read_name (handle));
+  }
   remove_tmp_dir (dir);
 }
 
@@ -1305,6 +1374,7 @@ main (int    argc,
 
   program_path = g_canonicalize_filename (argv[0], NULL);
   g_test_add_func ("/client/listen/unix-socket", test_unix_socket);
+  g_test_add_func ("/client/listen/unix-socket-ready-when-visible", test_unix_socket_ready_when_visible);
   g_test_add_func ("/client/listen/unix-socket-in-the-way", test_unix_socket_in_the_way);
   g_test_add_func ("/client/listen/inet", test_inet);
   g_test_add_func ("/client/listen/inet6", test_inet6);

@@ -17,9 +17,11 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /**
@@ -432,8 +434,8 @@ clear_unix_path (const gchar  *path,
   return TRUE;
 }
 
-/* Mode and group are set after bind() and before listen(): until listen()
- * nobody can connect, so there is no moment with wider permissions. */
+/* Mode and group are set after bind() and before listen(), under the
+ * temporary name: there is no moment with wider permissions. */
 static gboolean
 secure_unix_path (MilterClient  *self,
                   const gchar   *path,
@@ -481,53 +483,115 @@ listener_new (MilterClient *self,
   return listener;
 }
 
+/* Where a unix socket is bound before it is renamed into place: beside
+ * it, so that rename() is atomic; NULL when that name would not fit. */
+static gchar *
+temporary_unix_path (const gchar *path)
+{
+  gchar *temporary = g_strdup_printf ("%s.%d.tmp", path, (int) getpid ());
+
+  if (strlen (temporary) >= sizeof (((struct sockaddr_un *) NULL)->sun_path))
+    g_clear_pointer (&temporary, g_free);
+  return temporary;
+}
+
+static void
+set_listen_error (GError         **error,
+                  GSocketAddress  *address,
+                  GError          *cause)
+{
+  g_autofree gchar *spec = milter_connection_spec_format (address, NULL);
+
+  g_set_error (error, MILTER_CLIENT_ERROR,
+               g_error_matches (cause, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE) ?
+               MILTER_CLIENT_ERROR_ADDRESS_IN_USE : MILTER_CLIENT_ERROR_LISTEN,
+               "Cannot listen on %s: %s", spec != NULL ? spec : "?", cause->message);
+}
+
+/* A unix socket's file appears only once the socket listens, with its
+ * mode and group already set: a peer that sees the file can connect.
+ * So it is bound and secured under a temporary name, then renamed. */
+static gboolean
+listen_unix (MilterClient    *self,
+             GSocket         *socket,
+             GSocketAddress  *address,
+             GError         **error)
+{
+  const gchar *path = g_unix_socket_address_get_path (G_UNIX_SOCKET_ADDRESS (address));
+  g_autofree gchar *temporary = temporary_unix_path (path);
+  const gchar *bound = temporary != NULL ? temporary : path;
+  g_autoptr(GSocketAddress) bind_address = g_unix_socket_address_new (bound);
+  g_autoptr(GError) local_error = NULL;
+
+  if (!clear_unix_path (path, error))
+    return FALSE;
+  if (temporary != NULL)
+    unlink (temporary);  /* left by a process of our PID that crashed */
+  if (!g_socket_bind (socket, bind_address, FALSE, &local_error))
+    {
+      set_listen_error (error, address, local_error);
+      return FALSE;
+    }
+  if (!secure_unix_path (self, bound, error))
+    goto failed;
+  if (!g_socket_listen (socket, &local_error))
+    {
+      set_listen_error (error, address, local_error);
+      goto failed;
+    }
+  if (temporary != NULL && rename (temporary, path) < 0)
+    {
+      int saved_errno = errno;
+
+      g_set_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_LISTEN,
+                   "Cannot move the socket into place at “%s”: %s", path, g_strerror (saved_errno));
+      goto failed;
+    }
+  return TRUE;
+
+failed:
+  unlink (bound);
+  return FALSE;
+}
+
 static Listener *
 bind_address (MilterClient    *self,
               GSocketAddress  *address,
               GError         **error)
 {
   GSocketFamily family = g_socket_address_get_family (address);
-  const gchar *path = NULL;
   g_autoptr(GSocket) socket = NULL;
   g_autoptr(GError) local_error = NULL;
   Listener *listener;
 
+  socket = g_socket_new (family, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, &local_error);
+  if (socket == NULL)
+    {
+      set_listen_error (error, address, local_error);
+      return NULL;
+    }
+  g_socket_set_listen_backlog (socket, self->listen_backlog);
   if (family == G_SOCKET_FAMILY_UNIX)
     {
-      path = g_unix_socket_address_get_path (G_UNIX_SOCKET_ADDRESS (address));
-      if (!clear_unix_path (path, error))
+      if (!listen_unix (self, socket, address, error))
         return NULL;
     }
-  socket = g_socket_new (family, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, &local_error);
-  if (socket != NULL)
-    g_socket_set_listen_backlog (socket, self->listen_backlog);
-  if (socket == NULL ||
-      !g_socket_bind (socket, address, family != G_SOCKET_FAMILY_UNIX, &local_error))
+  else if (!g_socket_bind (socket, address, TRUE, &local_error) ||
+           !g_socket_listen (socket, &local_error))
     {
-      g_autofree gchar *spec = milter_connection_spec_format (address, NULL);
-
-      g_set_error (error, MILTER_CLIENT_ERROR,
-                   g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE) ?
-                   MILTER_CLIENT_ERROR_ADDRESS_IN_USE : MILTER_CLIENT_ERROR_LISTEN,
-                   "Cannot listen on %s: %s", spec != NULL ? spec : "?", local_error->message);
-      return NULL;
-    }
-  if (path != NULL && !secure_unix_path (self, path, error))
-    {
-      unlink (path);
-      return NULL;
-    }
-  if (!g_socket_listen (socket, &local_error))
-    {
-      g_set_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_LISTEN,
-                   "Cannot listen: %s", local_error->message);
-      if (path != NULL)
-        unlink (path);
+      set_listen_error (error, address, local_error);
       return NULL;
     }
   listener = listener_new (self, g_steal_pointer (&socket));
-  /* Absolute: a daemon removes it at exit from /. */
-  listener->unix_path = path != NULL ? g_canonicalize_filename (path, NULL) : NULL;
+  if (family == G_SOCKET_FAMILY_UNIX)
+    {
+      const gchar *path = g_unix_socket_address_get_path (G_UNIX_SOCKET_ADDRESS (address));
+
+      /* The kernel knows the temporary name: report the real one. */
+      g_set_object (&listener->address, address);
+      /* Absolute: a daemon removes it at exit from /. */
+      listener->unix_path = g_canonicalize_filename (path, NULL);
+    }
   return listener;
 }
 
@@ -1003,7 +1067,8 @@ install_properties (GObjectClass *object_class)
    * MilterClient:unix-socket-mode:
    *
    * The permissions of unix sockets the client creates (default 0660),
-   * in force before the first connection can be made.
+   * in force before the first connection can be made: the socket file
+   * appears, under its final name, only once it listens.
    *
    * Since: 1.0
    */
