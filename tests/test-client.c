@@ -983,7 +983,7 @@ server_start (Server              *server,
     g_ptr_array_add (argv, g_strdup (extra[i]));
   g_ptr_array_add (argv, NULL);
   g_assert_true (g_spawn_async (NULL, (gchar **) argv->pdata, NULL, G_SPAWN_DO_NOT_REAP_CHILD | flags,
-                                NULL, NULL, &server->pid, &error));
+                                test_util_die_with_parent, NULL, &server->pid, &error));
   g_assert_no_error (error);
 }
 
@@ -1130,6 +1130,7 @@ activation_setup (gpointer user_data)
   int fd = GPOINTER_TO_INT (user_data);
   char pid[32];
 
+  test_util_die_with_parent (NULL);
   /* In the child: the socket at fd 3, announced for this very process. */
   dup2 (fd, 3);
   fcntl (3, F_SETFD, 0);

@@ -7,12 +7,13 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <milter/milter.h>
+
+#include "test-util.h"
 
 /* Soak: a long run of mixed sessions against one filter process (every
  * status, aborts, deferred replies, MTAs vanishing mid-session), after
@@ -181,14 +182,6 @@ typedef struct
   GPid pid;
 } Filter;
 
-/* The filter dies with its driver, so that a failed assertion here does
- * not leave it running with the test harness's output pipe open. */
-static void
-die_with_parent (gpointer user_data)
-{
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
-}
-
 static void
 filter_start (Filter *filter)
 {
@@ -214,7 +207,7 @@ filter_start (Filter *filter)
   g_ptr_array_add (argv, g_strdup (filter->spec));
   g_ptr_array_add (argv, NULL);
   g_assert_true (g_spawn_async (NULL, (gchar **) argv->pdata, NULL,
-                                G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH, die_with_parent, NULL,
+                                G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH, test_util_die_with_parent, NULL,
                                 &filter->pid, &error));
   g_assert_no_error (error);
   while (!g_file_test (socket, G_FILE_TEST_EXISTS))

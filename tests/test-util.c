@@ -3,7 +3,9 @@
 
 #include "test-util.h"
 
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 GBytes *
 test_util_bytes_from_hex (const gchar *hex)
@@ -90,4 +92,10 @@ test_util_run_for (guint ms)
   g_timeout_add (ms, on_timeout, &done);
   while (!done)
     g_main_context_iteration (NULL, TRUE);
+}
+
+void
+test_util_die_with_parent (gpointer user_data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
 }

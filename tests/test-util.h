@@ -20,4 +20,9 @@ void test_util_wait_for_flag (gboolean   *flag,
 /* Runs the thread-default main context for @ms milliseconds. */
 void test_util_run_for (guint ms);
 
+/* A GSpawnChildSetupFunc: the child is killed when the test ends, so a
+ * failed assertion does not leave a filter process running (and holding
+ * the test harness's output open). */
+void test_util_die_with_parent (gpointer user_data);
+
 G_END_DECLS
