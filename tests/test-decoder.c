@@ -322,6 +322,21 @@ test_replies_round_trip (void)
 }
 
 /* Bytes as Postfix and Sendmail send them (protocol.md §2, §4.3). */
+/* A milter's macro lists are split at spaces, tabs and commas as MTAs
+ * read them; a name with a control character is dropped, not a
+ * programming error (the peer is not trusted). */
+static void
+test_macro_lists_from_the_wire (void)
+{
+  g_autoptr(GBytes) bytes = test_util_bytes_from_hex (
+    "00000022 4f 00000006 000001ff 00000000 00000000 7b617d01 206209632c64 20202c 7b657d00");
+  g_autoptr(GPtrArray) descriptions = decode_stream (bytes, TRUE, one_byte, NULL);
+
+  g_assert_cmpuint (descriptions->len, ==, 1);
+  g_assert_cmpstr (g_ptr_array_index (descriptions, 0), ==,
+                   "O version=6 action=0x1ff step=0x0 macros=0:\"b c d {e}\"");
+}
+
 static void
 test_real_mta_bytes (void)
 {
@@ -630,6 +645,7 @@ main (int    argc,
   g_test_add_func ("/decoder/commands/round-trip", test_commands_round_trip);
   g_test_add_func ("/decoder/replies/round-trip", test_replies_round_trip);
   g_test_add_func ("/decoder/real-mta-bytes", test_real_mta_bytes);
+  g_test_add_func ("/decoder/macro-lists-from-the-wire", test_macro_lists_from_the_wire);
   g_test_add_func ("/decoder/commands/malformed", test_malformed_commands);
   g_test_add_func ("/decoder/replies/malformed", test_malformed_replies);
   g_test_add_func ("/decoder/length-limit", test_length_limit);

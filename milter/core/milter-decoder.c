@@ -3,6 +3,7 @@
 
 #include "milter-decoder-private.h"
 #include "milter-errors.h"
+#include "milter-macros-requests-private.h"
 
 #include <gio/gunixsocketaddress.h>
 #include <string.h>
@@ -837,24 +838,11 @@ milter_packet_get_macros_requests (const MilterPacket *packet)
     {
       guint32 stage;
       const gchar *list;
-      g_auto(GStrv) names = NULL;
 
       if (!read_uint32 (&reader, &stage) || !read_string (&reader, &list) ||
           stage >= MILTER_MACRO_STAGE_COUNT)
         break;  /* only an MTA's unvalidated offer gets here */
-      names = g_strsplit_set (list, " ", -1);
-      {
-        /* Drop the empty strings of repeated or edge spaces. */
-        GPtrArray *kept = g_ptr_array_new ();
-
-        for (guint i = 0; names[i] != NULL; i++)
-          if (*names[i] != '\0')
-            g_ptr_array_add (kept, names[i]);
-        g_ptr_array_add (kept, NULL);
-        milter_macros_requests_set_symbols (requests, stage,
-                                            (const gchar * const *) kept->pdata);
-        g_ptr_array_free (kept, TRUE);
-      }
+      milter_macros_requests_set_wire_list (requests, stage, list);
     }
   return requests;
 }

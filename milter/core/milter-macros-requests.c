@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
-#include "milter-macros-requests.h"
+#include "milter-macros-requests-private.h"
 
 #include <string.h>
 
@@ -124,6 +124,22 @@ is_valid_symbol (const gchar *symbol)
   return TRUE;
 }
 
+/* Keeps the valid names of @symbols, normalized. */
+static void
+set_valid_symbols (MilterMacrosRequests *requests,
+                   MilterMacroStage      stage,
+                   const gchar * const  *symbols)
+{
+  GPtrArray *normalized = g_ptr_array_new ();
+
+  for (guint i = 0; symbols[i] != NULL; i++)
+    if (is_valid_symbol (symbols[i]))
+      g_ptr_array_add (normalized, normalize_symbol (symbols[i]));
+  g_ptr_array_add (normalized, NULL);
+  g_strfreev (requests->symbols[stage]);
+  requests->symbols[stage] = (gchar **) g_ptr_array_free (normalized, FALSE);
+}
+
 /**
  * milter_macros_requests_set_symbols:
  * @requests: a #MilterMacrosRequests
@@ -141,26 +157,24 @@ milter_macros_requests_set_symbols (MilterMacrosRequests *requests,
                                     MilterMacroStage      stage,
                                     const gchar * const  *symbols)
 {
-  GPtrArray *normalized;
-
   g_return_if_fail (requests != NULL);
   g_return_if_fail (is_valid_stage (stage));
   g_return_if_fail (symbols != NULL);
 
-  normalized = g_ptr_array_new ();
   for (guint i = 0; symbols[i] != NULL; i++)
-    {
-      if (!is_valid_symbol (symbols[i]))
-        {
-          g_critical ("%s: invalid macro name “%s”", G_STRFUNC, symbols[i]);
-          continue;
-        }
-      g_ptr_array_add (normalized, normalize_symbol (symbols[i]));
-    }
-  g_ptr_array_add (normalized, NULL);
+    if (!is_valid_symbol (symbols[i]))
+      g_critical ("%s: invalid macro name “%s”", G_STRFUNC, symbols[i]);
+  set_valid_symbols (requests, stage, symbols);
+}
 
-  g_strfreev (requests->symbols[stage]);
-  requests->symbols[stage] = (gchar **) g_ptr_array_free (normalized, FALSE);
+void
+milter_macros_requests_set_wire_list (MilterMacrosRequests *requests,
+                                      MilterMacroStage      stage,
+                                      const gchar          *list)
+{
+  g_auto(GStrv) names = g_strsplit_set (list, " \t\r\n,", -1);
+
+  set_valid_symbols (requests, stage, (const gchar * const *) names);
 }
 
 /**
