@@ -17,6 +17,8 @@ if [ ! -f "$build/build.ninja" ]; then
 fi
 ninja -C "$build" >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
 build=$(cd "$build" && pwd)
+# Undefined behaviour stops a run like a crash does.
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 passed=0
 failed=0

@@ -502,11 +502,12 @@ lookup_in (const Macros *macros,
            const gchar  *name)
 {
   const gchar *cursor = macros->pairs;
-  const gchar *end = cursor + macros->size;
+  const gchar *end;
   const gchar *key;
 
-  if (macros->size == 0)
+  if (macros->size == 0)  /* pairs may be NULL: no arithmetic on it */
     return NULL;
+  end = cursor + macros->size;
   while ((key = milter_packet_next_string (&cursor, end)) != NULL)
     {
       const gchar *value = milter_packet_next_string (&cursor, end);
@@ -537,11 +538,12 @@ add_macros_to (GHashTable   *table,
                gboolean      copy)
 {
   const gchar *cursor = macros->pairs;
-  const gchar *end = cursor + macros->size;
+  const gchar *end;
   const gchar *key;
 
-  if (macros->size == 0)
+  if (macros->size == 0)  /* pairs may be NULL: no arithmetic on it */
     return;
+  end = cursor + macros->size;
   while ((key = milter_packet_next_string (&cursor, end)) != NULL)
     {
       const gchar *value = milter_packet_next_string (&cursor, end);
@@ -3188,7 +3190,10 @@ milter_client_context_take_output (MilterClientContext *context)
 
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
 
-  bytes = g_bytes_new (context->out->data + context->out_offset, output_pending (context));
+  /* An output buffer never written to has no data pointer. */
+  bytes = output_pending (context) == 0 ? g_bytes_new (NULL, 0)
+                                        : g_bytes_new (context->out->data + context->out_offset,
+                                                       output_pending (context));
   g_byte_array_set_size (context->out, 0);
   context->out_offset = 0;
   return bytes;

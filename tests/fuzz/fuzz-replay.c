@@ -6,6 +6,8 @@
 /* Runs a fuzz target over files given on the command line (and every
  * prefix of each), for builds without libFuzzer. */
 
+int LLVMFuzzerInitialize (int    *argc,
+                          char ***argv);
 int LLVMFuzzerTestOneInput (const guint8 *data,
                             size_t        size);
 
@@ -13,6 +15,7 @@ int
 main (int    argc,
       char **argv)
 {
+  LLVMFuzzerInitialize (&argc, &argv);
   for (int i = 1; i < argc; i++)
     {
       g_autofree gchar *contents = NULL;
