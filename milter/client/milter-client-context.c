@@ -1657,7 +1657,8 @@ all_options (MilterClientContext *self)
       const EventSteps *event = &event_steps[i];
 
       if (has_handler (self, signals[event->signal_index[0]]) ||
-          has_handler (self, signals[event->signal_index[1]]) ||
+          (event->signal_index[1] != event->signal_index[0] &&
+           has_handler (self, signals[event->signal_index[1]])) ||
           (keep_for_result && event->needed_for_result))
         continue;
       step |= event->no_event | event->no_reply;
