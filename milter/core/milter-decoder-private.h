@@ -20,6 +20,11 @@ typedef enum
 typedef struct _MilterDecoder MilterDecoder;
 
 MilterDecoder *milter_decoder_new (MilterDecoderDirection direction);
+
+/* "envelope-from (M)", "reject (r)": a packet's name for messages, or NULL
+ * for a letter that is no packet in @direction. */
+const gchar *milter_decoder_command_name (MilterDecoderDirection direction,
+                                          gchar                  command);
 void milter_decoder_free (MilterDecoder *decoder);
 
 void milter_decoder_set_max_packet_length (MilterDecoder *decoder,

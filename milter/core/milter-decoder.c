@@ -372,9 +372,9 @@ milter_packet_next_string (const gchar **cursor,
   return string;
 }
 
-static const gchar *
-command_name (MilterDecoderDirection direction,
-              gchar                  command)
+const gchar *
+milter_decoder_command_name (MilterDecoderDirection direction,
+                             gchar                  command)
 {
   if (direction == MILTER_DECODER_COMMANDS)
     switch (command)
@@ -790,7 +790,7 @@ milter_decoder_next (MilterDecoder  *decoder,
     return NULL;
 
   command = (gchar) decoder->buffer[decoder->start + MILTER_PACKET_LENGTH_SIZE];
-  ctx.name = command_name (decoder->direction, command);
+  ctx.name = milter_decoder_command_name (decoder->direction, command);
   if (ctx.name == NULL)
     return fail (decoder, g_error_new (MILTER_DECODER_ERROR, MILTER_DECODER_ERROR_UNKNOWN_COMMAND,
                                        "Unknown %s 0x%02x%s%c%s",

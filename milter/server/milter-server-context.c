@@ -324,54 +324,19 @@ static void start_read (MilterServerContext *self);
 static const gchar *
 command_name (gchar command)
 {
-  switch (command)
-    {
-    case 'O': return "negotiate (O)";
-    case 'C': return "connect (C)";
-    case 'H': return "helo (H)";
-    case 'M': return "envelope-from (M)";
-    case 'R': return "envelope-recipient (R)";
-    case 'T': return "data (T)";
-    case 'L': return "header (L)";
-    case 'N': return "end-of-header (N)";
-    case 'B': return "body (B)";
-    case 'E': return "end-of-message (E)";
-    case 'U': return "unknown (U)";
-    case 'A': return "abort (A)";
-    case 'Q': return "quit (Q)";
-    case 'K': return "quit-new-connection (K)";
-    case 0: return "establish-connection";
-    default: return "command";
-    }
+  const gchar *name = milter_decoder_command_name (MILTER_DECODER_COMMANDS, command);
+
+  if (name != NULL)
+    return name;
+  return command == 0 ? "establish-connection" : "command";
 }
 
 static const gchar *
 reply_name (gchar reply)
 {
-  switch (reply)
-    {
-    case 'O': return "negotiate reply (O)";
-    case 'c': return "continue (c)";
-    case 'a': return "accept (a)";
-    case 'r': return "reject (r)";
-    case 't': return "temporary-failure (t)";
-    case 'd': return "discard (d)";
-    case 's': return "skip (s)";
-    case 'p': return "progress (p)";
-    case '4': return "shutdown (4)";
-    case 'f': return "connection-failure (f)";
-    case 'y': return "reply-code (y)";
-    case 'h': return "add-header (h)";
-    case 'i': return "insert-header (i)";
-    case 'm': return "change-header (m)";
-    case '+': return "add-recipient (+)";
-    case '2': return "add-recipient-with-parameters (2)";
-    case '-': return "delete-recipient (-)";
-    case 'e': return "change-from (e)";
-    case 'b': return "replace-body (b)";
-    case 'q': return "quarantine (q)";
-    default: return "reply";
-    }
+  const gchar *name = milter_decoder_command_name (MILTER_DECODER_REPLIES, reply);
+
+  return name != NULL ? name : "reply";
 }
 
 static gchar *
