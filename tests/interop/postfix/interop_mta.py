@@ -97,6 +97,10 @@ class Tap:
         print("%s %d - %s" % ("ok" if ok else "not ok", self.n, name), flush=True)
         if details:
             self.diag(details)
+        if not ok:
+            # meson shows a failed test's stderr, not its TAP stream: CI
+            # logs then say why without the test log file.
+            print("FAILED: %s\n%s" % (name, details or ""), file=sys.stderr, flush=True)
 
     def skip(self, name, reason):
         self.n += 1
