@@ -2090,6 +2090,212 @@ test_start_not_pollable (void)
   g_assert_error (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_NOT_SUPPORTED);
 }
 
+/* ---- a subclass handling events in class methods ------------------------- */
+
+#define TEST_TYPE_CONTEXT (test_context_get_type ())
+G_DECLARE_FINAL_TYPE (TestContext, test_context, TEST, CONTEXT, MilterClientContext)
+
+struct _TestContext
+{
+  MilterClientContext parent_instance;
+  GString *events;
+  MilterStatus helo_status;
+};
+
+G_DEFINE_FINAL_TYPE (TestContext, test_context, MILTER_TYPE_CLIENT_CONTEXT)
+
+static void
+test_context_record (MilterClientContext *context,
+                     const gchar         *event)
+{
+  GString *events = TEST_CONTEXT (context)->events;
+
+  g_string_append_printf (events, "%s%s", events->len > 0 ? " " : "", event);
+}
+
+static MilterStatus
+test_context_helo (MilterClientContext *context,
+                   const gchar         *fqdn)
+{
+  g_autofree gchar *event = g_strdup_printf ("helo:%s", fqdn);
+
+  test_context_record (context, event);
+  return TEST_CONTEXT (context)->helo_status;
+}
+
+static MilterStatus
+test_context_header (MilterClientContext *context,
+                     const gchar         *name,
+                     const gchar         *value)
+{
+  g_autofree gchar *event = g_strdup_printf ("header:%s=%s", name, value);
+
+  test_context_record (context, event);
+  return MILTER_STATUS_DEFAULT;
+}
+
+static MilterStatus
+test_context_body_bytes (MilterClientContext *context,
+                         GBytes              *chunk)
+{
+  g_autofree gchar *event = g_strdup_printf ("body-bytes:%" G_GSIZE_FORMAT,
+                                             g_bytes_get_size (chunk));
+
+  test_context_record (context, event);
+  return MILTER_STATUS_CONTINUE;
+}
+
+static MilterStatus
+test_context_end_of_message (MilterClientContext *context,
+                             const gchar         *chunk,
+                             guint64              size)
+{
+  g_autoptr(GError) error = NULL;
+
+  test_context_record (context, "end-of-message");
+  g_assert_true (milter_client_context_add_header (context, "X-Class", "yes", &error));
+  g_assert_no_error (error);
+  return MILTER_STATUS_CONTINUE;
+}
+
+static void
+test_context_finalize (GObject *object)
+{
+  g_string_free (TEST_CONTEXT (object)->events, TRUE);
+  G_OBJECT_CLASS (test_context_parent_class)->finalize (object);
+}
+
+static void
+test_context_class_init (TestContextClass *klass)
+{
+  MilterClientContextClass *context_class = MILTER_CLIENT_CONTEXT_CLASS (klass);
+
+  G_OBJECT_CLASS (klass)->finalize = test_context_finalize;
+  context_class->helo = test_context_helo;
+  context_class->header = test_context_header;
+  context_class->body_bytes = test_context_body_bytes;
+  context_class->end_of_message = test_context_end_of_message;
+}
+
+static void
+test_context_init (TestContext *self)
+{
+  self->events = g_string_new (NULL);
+  self->helo_status = MILTER_STATUS_CONTINUE;
+}
+
+typedef struct
+{
+  TestContext *context;
+  MtaHarness *mta;
+} SubclassFixture;
+
+static void
+subclass_setup (SubclassFixture *f,
+                gconstpointer    data)
+{
+  g_autoptr(GIOStream) filter_end = NULL;
+  g_autoptr(GError) error = NULL;
+
+  f->mta = mta_harness_new_pair (&filter_end);
+  f->context = g_object_new (TEST_TYPE_CONTEXT, NULL);
+  g_assert_true (milter_client_context_start (MILTER_CLIENT_CONTEXT (f->context), filter_end, &error));
+  g_assert_no_error (error);
+}
+
+static void
+subclass_teardown (SubclassFixture *f,
+                   gconstpointer    data)
+{
+  g_object_unref (f->context);
+  mta_harness_free (f->mta);
+}
+
+/* Class methods count as handlers: only their events are negotiated. */
+static void
+test_subclass_negotiation (SubclassFixture *f, gconstpointer data)
+{
+  guint32 expected = MILTER_STEP_NO_CONNECT | MILTER_STEP_NO_ENVELOPE_FROM |
+                     MILTER_STEP_NO_ENVELOPE_RECIPIENT | MILTER_STEP_NO_END_OF_HEADER |
+                     MILTER_STEP_NO_UNKNOWN | MILTER_STEP_NO_DATA | MILTER_STEP_SKIP |
+                     (MILTER_STEP_NO_REPLY_MASK & ~(MILTER_STEP_NO_REPLY_HELO |
+                                                    MILTER_STEP_NO_REPLY_HEADER |
+                                                    MILTER_STEP_NO_REPLY_BODY));
+  g_autofree gchar *reply = NULL;
+  guint version, action, step;
+
+  mta_harness_negotiate (f->mta, 6, POSTFIX_ACTIONS, POSTFIX_STEPS);
+  reply = mta_harness_read (f->mta);
+  g_assert_cmpint (sscanf (reply, "O %u 0x%x 0x%x", &version, &action, &step), ==, 3);
+  g_assert_cmpuint (step, ==, expected);
+}
+
+/* The methods get the events' arguments; their statuses are the replies. */
+static void
+test_subclass_session (SubclassFixture *f, gconstpointer data)
+{
+  mta_harness_negotiate (f->mta, 6, POSTFIX_ACTIONS, POSTFIX_STEPS);
+  g_free (mta_harness_read (f->mta));
+  mta_harness_helo (f->mta, "client.example");
+  mta_harness_expect (f->mta, "c");
+  mta_harness_header (f->mta, "Subject", "hi");
+  mta_harness_expect (f->mta, "c");  /* no opinion: the fallback status */
+  mta_harness_body (f->mta, "a\0b", 3);
+  mta_harness_expect (f->mta, "c");
+  mta_harness_end_of_message (f->mta);
+  mta_harness_expect (f->mta, "h X-Class: yes");
+  mta_harness_expect (f->mta, "c");
+  g_assert_cmpstr (f->context->events->str, ==,
+                   "helo:client.example header:Subject=hi body-bytes:3 end-of-message");
+
+  /* A status from a method is a reply like any other. */
+  f->context->helo_status = MILTER_STATUS_TEMPORARY_FAILURE;
+  mta_harness_helo (f->mta, "again.example");
+  mta_harness_expect (f->mta, "t");
+}
+
+static MilterStatus
+reject_in_handler (MilterClientContext *context, const gchar *fqdn, gpointer data)
+{
+  return MILTER_STATUS_REJECT;
+}
+
+static MilterStatus
+no_opinion_in_handler (MilterClientContext *context, const gchar *fqdn, gpointer data)
+{
+  (*(guint *) data)++;
+  return MILTER_STATUS_DEFAULT;
+}
+
+/* Connected handlers run before the method (run-last): a decisive status
+ * from one ends the emission, no opinion leaves it to the method. */
+static void
+test_subclass_handlers_first (SubclassFixture *f, gconstpointer data)
+{
+  guint calls = 0;
+  gulong id;
+
+  mta_harness_negotiate (f->mta, 6, POSTFIX_ACTIONS, POSTFIX_STEPS);
+  g_free (mta_harness_read (f->mta));
+
+  id = g_signal_connect (f->context, "helo", G_CALLBACK (no_opinion_in_handler), &calls);
+  f->context->helo_status = MILTER_STATUS_TEMPORARY_FAILURE;
+  mta_harness_helo (f->mta, "one.example");
+  mta_harness_expect (f->mta, "t");
+  g_assert_cmpuint (calls, ==, 1);
+  g_assert_cmpstr (f->context->events->str, ==, "helo:one.example");
+  g_signal_handler_disconnect (f->context, id);
+
+  g_signal_connect (f->context, "helo", G_CALLBACK (reject_in_handler), NULL);
+  mta_harness_helo (f->mta, "two.example");
+  mta_harness_expect (f->mta, "r");
+  g_assert_cmpstr (f->context->events->str, ==, "helo:one.example");
+}
+
+#define ADD_SUBCLASS(path, func) \
+  g_test_add ("/client-context/subclass/" path, SubclassFixture, NULL, subclass_setup, func, \
+              subclass_teardown)
+
 #define ADD(path, func) \
   g_test_add ("/client-context/" path, Fixture, NULL, fixture_setup, func, fixture_teardown)
 
@@ -2162,6 +2368,9 @@ main (int    argc,
   ADD ("state/shelf", test_shelf);
   ADD ("state/private-data", test_private_data);
   g_test_add_func ("/client-context/feed/random-splits", test_feed_random_splits);
+  ADD_SUBCLASS ("negotiation", test_subclass_negotiation);
+  ADD_SUBCLASS ("session", test_subclass_session);
+  ADD_SUBCLASS ("handlers-first", test_subclass_handlers_first);
   g_test_add_func ("/client-context/feed/error", test_feed_error);
   g_test_add_func ("/client-context/start/not-pollable", test_start_not_pollable);
 

@@ -605,6 +605,77 @@ test_concurrent_sessions (void)
   g_assert_cmpuint (count_fds (), ==, fds_before);
 }
 
+/* A subclass given as context-type: each connection gets one, and its
+ * class method answers without any handler connected. */
+#define TEST_TYPE_REJECTING_CONTEXT (test_rejecting_context_get_type ())
+G_DECLARE_FINAL_TYPE (TestRejectingContext, test_rejecting_context, TEST, REJECTING_CONTEXT,
+                      MilterClientContext)
+
+struct _TestRejectingContext
+{
+  MilterClientContext parent_instance;
+};
+
+G_DEFINE_FINAL_TYPE (TestRejectingContext, test_rejecting_context, MILTER_TYPE_CLIENT_CONTEXT)
+
+static MilterStatus
+rejecting_context_helo (MilterClientContext *context,
+                        const gchar         *fqdn)
+{
+  return MILTER_STATUS_REJECT;
+}
+
+static void
+test_rejecting_context_class_init (TestRejectingContextClass *klass)
+{
+  MILTER_CLIENT_CONTEXT_CLASS (klass)->helo = rejecting_context_helo;
+}
+
+static void
+test_rejecting_context_init (TestRejectingContext *self)
+{
+}
+
+static void
+count_rejecting_contexts (MilterClient        *client,
+                          MilterClientContext *context,
+                          guint               *n)
+{
+  g_assert_true (TEST_IS_REJECTING_CONTEXT (context));
+  (*n)++;
+}
+
+static void
+test_context_type (void)
+{
+  g_autoptr(MilterClient) client = milter_client_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *spec = NULL;
+  GType type = G_TYPE_INVALID;
+  MtaHarness *mta;
+  guint n = 0;
+
+  g_object_get (client, "context-type", &type, NULL);
+  g_assert_true (type == MILTER_TYPE_CLIENT_CONTEXT);
+  g_object_set (client, "context-type", TEST_TYPE_REJECTING_CONTEXT, NULL);
+  g_signal_connect (client, "connection-established", G_CALLBACK (count_rejecting_contexts), &n);
+  g_assert_true (milter_client_set_connection_spec (client, "inet:0@127.0.0.1", &error));
+  g_assert_true (milter_client_listen (client, &error));
+  g_assert_no_error (error);
+  spec = first_listen_spec (client);
+
+  mta = connect_to_spec (spec);
+  mta_harness_negotiate (mta, 6, 0x1ff, 0x1fffff);
+  g_free (mta_harness_read (mta));
+  mta_harness_helo (mta, "ok.example");
+  mta_harness_expect (mta, "r");
+  g_assert_cmpuint (n, ==, 1);
+  mta_harness_simple (mta, 'Q');
+  mta_harness_free (mta);
+  wait_for_sessions (client, 0);
+  milter_client_shutdown (client);
+}
+
 static void
 test_max_connections (void)
 {
@@ -1384,6 +1455,7 @@ main (int    argc,
   g_test_add_func ("/client/listen/several-specs", test_several_specs);
   g_test_add_func ("/client/sessions/concurrent", test_concurrent_sessions);
   g_test_add_func ("/client/sessions/max-connections", test_max_connections);
+  g_test_add_func ("/client/sessions/context-type", test_context_type);
   g_test_add_func ("/client/sessions/handle-stream-pipes", test_handle_stream_pipes);
   g_test_add_func ("/client/shutdown/waits-for-session", test_shutdown_waits_for_session);
   g_test_add_func ("/client/shutdown/grace-expires", test_shutdown_grace_expires);

@@ -71,10 +71,20 @@
  * If the #MilterClientContext::negotiate handlers return
  * %MILTER_STATUS_ALL_OPTIONS (or nothing), the context asks for every
  * action the MTA offers and asks the MTA to leave out every event that has
- * no handler connected. Connect handlers before the negotiation (in
+ * no handler connected (nor a class method, see below). Connect handlers before the negotiation (in
  * #MilterClient::connection-established) so they count. A handler can
  * instead edit the offered #MilterOption and return
  * %MILTER_STATUS_CONTINUE, or end the session with %MILTER_STATUS_REJECT.
+ *
+ * ## Subclasses
+ *
+ * Instead of connecting handlers to each context, a subclass can set the
+ * class methods of #MilterClientContextClass; #MilterClient:context-type
+ * makes the client create the subclass for its connections. A class method
+ * counts as a handler in the negotiation, runs after any connected handler
+ * (which can still decide first), and is called without a signal emission
+ * while no handler is connected, which makes a subclass the cheapest way
+ * to handle many events.
  *
  * ## Strings from the network
  *
@@ -250,10 +260,10 @@ typedef struct
  *
  * Since: 1.0
  */
-struct _MilterClientContext
-{
-  GObject parent_instance;
+typedef struct _MilterClientContextPrivate MilterClientContextPrivate;
 
+struct _MilterClientContextPrivate
+{
   MilterClient *client;  /* weak */
   GMainContext *main_context;
 
@@ -373,7 +383,7 @@ enum {
 static guint signals[N_SIGNALS];
 static guint response_signals[N_STEPS];
 
-G_DEFINE_FINAL_TYPE (MilterClientContext, milter_client_context, G_TYPE_OBJECT)
+G_DEFINE_TYPE_WITH_PRIVATE (MilterClientContext, milter_client_context, G_TYPE_OBJECT)
 
 /**
  * milter_client_context_error_quark:
@@ -404,9 +414,11 @@ static void
 set_state (MilterClientContext     *self,
            MilterClientContextState state)
 {
-  if (self->state == state)
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (priv->state == state)
     return;
-  self->state = state;
+  priv->state = state;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
 }
 
@@ -414,7 +426,9 @@ static gboolean
 step_enabled (MilterClientContext *self,
               MilterStepFlags      flag)
 {
-  return self->option != NULL && (milter_option_get_step (self->option) & flag) != 0;
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  return priv->option != NULL && (milter_option_get_step (priv->option) & flag) != 0;
 }
 
 static gboolean
@@ -429,6 +443,74 @@ has_handler (MilterClientContext *self,
 {
   return g_signal_has_handler_pending (self, signal_id, 0, FALSE);
 }
+
+/* Where each signal's class method is in MilterClientContextClass. */
+static const guint16 class_offsets[N_SIGNALS] = {
+#define OFFSET(signal, method) [signal] = G_STRUCT_OFFSET (MilterClientContextClass, method)
+  OFFSET (SIGNAL_NEGOTIATE, negotiate),
+  OFFSET (SIGNAL_DEFINE_MACRO, define_macro),
+  OFFSET (SIGNAL_CONNECT, connect),
+  OFFSET (SIGNAL_HELO, helo),
+  OFFSET (SIGNAL_ENVELOPE_FROM, envelope_from),
+  OFFSET (SIGNAL_ENVELOPE_RECIPIENT, envelope_recipient),
+  OFFSET (SIGNAL_DATA, data),
+  OFFSET (SIGNAL_UNKNOWN, unknown),
+  OFFSET (SIGNAL_HEADER, header),
+  OFFSET (SIGNAL_END_OF_HEADER, end_of_header),
+  OFFSET (SIGNAL_BODY, body),
+  OFFSET (SIGNAL_BODY_BYTES, body_bytes),
+  OFFSET (SIGNAL_END_OF_MESSAGE, end_of_message),
+  OFFSET (SIGNAL_END_OF_MESSAGE_BYTES, end_of_message_bytes),
+  OFFSET (SIGNAL_ABORT, abort),
+  OFFSET (SIGNAL_TIMEOUT, timeout),
+  OFFSET (SIGNAL_MESSAGE_PROCESSED, message_processed),
+  OFFSET (SIGNAL_FINISHED, finished),
+  OFFSET (SIGNAL_ERROR, error),
+#undef OFFSET
+};
+
+static gboolean
+has_class_method (MilterClientContext *self,
+                  guint                signal_index)
+{
+  return G_STRUCT_MEMBER (gpointer, MILTER_CLIENT_CONTEXT_GET_CLASS (self),
+                          class_offsets[signal_index]) != NULL;
+}
+
+/* An event is handled when a subclass set its class method or a handler
+ * is connected: either way it is negotiated and its status counts. */
+static gboolean
+is_handled (MilterClientContext *self,
+            guint                signal_index)
+{
+  return has_class_method (self, signal_index) || has_handler (self, signals[signal_index]);
+}
+
+/* Whether only the class method would run: calling it directly gives what
+ * an emission would, for a fraction of the cost. */
+static gboolean
+only_class_method (MilterClientContext *self,
+                   guint                signal_index)
+{
+  return has_class_method (self, signal_index) && !has_handler (self, signals[signal_index]);
+}
+
+/* A status from a class method, as the accumulator would have left it. */
+static MilterStatus
+accumulated (MilterStatus status)
+{
+  return is_no_opinion (status) ? MILTER_STATUS_DEFAULT : status;
+}
+
+/* Emits a status-returning event, or calls the class method alone. */
+#define EMIT_EVENT(self, index, method, status, ...)                                 \
+  G_STMT_START {                                                                      \
+    if (only_class_method ((self), (index)))                                          \
+      (status) = accumulated (MILTER_CLIENT_CONTEXT_GET_CLASS (self)->method ((self), \
+                                                                  ##__VA_ARGS__));    \
+    else                                                                              \
+      g_signal_emit ((self), signals[(index)], 0, ##__VA_ARGS__, &(status));          \
+  } G_STMT_END
 
 /* ---- macros ------------------------------------------------------------- */
 
@@ -455,9 +537,11 @@ static void
 clear_macros_from (MilterClientContext *self,
                    MacroTable           first)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
   for (guint table = first; table < N_MACRO_TABLES; table++)
     {
-      Macros *macros = &self->macros[table];
+      Macros *macros = &priv->macros[table];
 
       if (macros->size == 0)
         continue;
@@ -467,22 +551,25 @@ clear_macros_from (MilterClientContext *self,
           g_clear_pointer (&macros->pairs, g_free);
           macros->capacity = 0;
         }
-      g_clear_pointer (&self->macros_cache, g_hash_table_unref);
+      g_clear_pointer (&priv->macros_cache, g_hash_table_unref);
     }
 }
 
 static void
 free_macros (MilterClientContext *self)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
   for (guint table = 0; table < N_MACRO_TABLES; table++)
-    g_free (self->macros[table].pairs);
+    g_free (priv->macros[table].pairs);
 }
 
 static void
 store_macros (MilterClientContext *self,
               const MilterPacket  *packet)
 {
-  Macros *macros = &self->macros[macro_table_for (packet->macro.command)];
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+  Macros *macros = &priv->macros[macro_table_for (packet->macro.command)];
   gsize size = packet->macro.pairs_size;
 
   if (size > macros->capacity || macros->capacity > MACROS_KEPT_CAPACITY)
@@ -494,7 +581,7 @@ store_macros (MilterClientContext *self,
   if (size > 0)
     memcpy (macros->pairs, packet->macro.pairs, size);
   macros->size = size;
-  g_clear_pointer (&self->macros_cache, g_hash_table_unref);
+  g_clear_pointer (&priv->macros_cache, g_hash_table_unref);
 }
 
 static const gchar *
@@ -522,9 +609,11 @@ static const gchar *
 lookup_macro (MilterClientContext *self,
               const gchar         *name)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
   for (gint table = N_MACRO_TABLES - 1; table >= 0; table--)
     {
-      const gchar *value = lookup_in (&self->macros[table], name);
+      const gchar *value = lookup_in (&priv->macros[table], name);
 
       if (value != NULL)
         return value;
@@ -565,15 +654,19 @@ add_macros_to (GHashTable   *table,
 static gboolean
 has_transport (MilterClientContext *self)
 {
-  return self->fd >= 0 || self->output != NULL;
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  return priv->fd >= 0 || priv->output != NULL;
 }
 
 static gint64
 current_time (MilterClientContext *self)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
   /* The main context's time for this iteration: cheaper than the clock. */
-  if (self->source != NULL && g_source_get_context (self->source) != NULL)
-    return g_source_get_time (self->source);
+  if (priv->source != NULL && g_source_get_context (priv->source) != NULL)
+    return g_source_get_time (priv->source);
   return g_get_monotonic_time ();
 }
 
@@ -608,17 +701,18 @@ transport_read (MilterClientContext  *self,
                 gsize                 size,
                 GError              **error)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
   GError *local_error = NULL;
   gssize n;
 
-  if (self->fd >= 0)
+  if (priv->fd >= 0)
     {
       do
-        n = recv (self->fd, buffer, size, MSG_DONTWAIT);
+        n = recv (priv->fd, buffer, size, MSG_DONTWAIT);
       while (n < 0 && errno == EINTR);
       return socket_result (n, error);
     }
-  n = g_pollable_input_stream_read_nonblocking (self->input, buffer, size, NULL, &local_error);
+  n = g_pollable_input_stream_read_nonblocking (priv->input, buffer, size, NULL, &local_error);
   return stream_result (n, local_error, error);
 }
 
@@ -629,17 +723,18 @@ transport_write (MilterClientContext  *self,
                  gsize                 size,
                  GError              **error)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
   GError *local_error = NULL;
   gssize n;
 
-  if (self->fd >= 0)
+  if (priv->fd >= 0)
     {
       do
-        n = send (self->fd, data, size, MSG_DONTWAIT | MSG_NOSIGNAL);
+        n = send (priv->fd, data, size, MSG_DONTWAIT | MSG_NOSIGNAL);
       while (n < 0 && errno == EINTR);
       return socket_result (n, error);
     }
-  n = g_pollable_output_stream_write_nonblocking (self->output, data, size, NULL, &local_error);
+  n = g_pollable_output_stream_write_nonblocking (priv->output, data, size, NULL, &local_error);
   return stream_result (n, local_error, error);
 }
 
@@ -648,16 +743,20 @@ transport_write (MilterClientContext  *self,
 static gsize
 output_pending (MilterClientContext *self)
 {
-  return self->out->len - self->out_offset;
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  return priv->out->len - priv->out_offset;
 }
 
 static void
 compact_output (MilterClientContext *self)
 {
-  if (self->out_offset == 0)
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (priv->out_offset == 0)
     return;
-  g_byte_array_remove_range (self->out, 0, (guint) self->out_offset);
-  self->out_offset = 0;
+  g_byte_array_remove_range (priv->out, 0, (guint) priv->out_offset);
+  priv->out_offset = 0;
 }
 
 /* Writes what it can without blocking; the rest waits for the socket.
@@ -666,35 +765,37 @@ compact_output (MilterClientContext *self)
 static void
 flush_output (MilterClientContext *self)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
   while (has_transport (self) && output_pending (self) > 0)
     {
       GError *error = NULL;
-      gssize n = transport_write (self, self->out->data + self->out_offset,
+      gssize n = transport_write (self, priv->out->data + priv->out_offset,
                                   output_pending (self), &error);
 
       if (n < 0)
         {
           if (error == NULL)
             break;  /* the socket is full */
-          if (!self->closing)
+          if (!priv->closing)
             end_connection (self, g_error_new (MILTER_CLIENT_CONTEXT_ERROR,
                                                MILTER_CLIENT_CONTEXT_ERROR_IO,
                                                "Failed to write to the MTA: %s", error->message));
           g_error_free (error);
           /* Nobody will read it now. */
-          g_byte_array_set_size (self->out, 0);
-          self->out_offset = 0;
+          g_byte_array_set_size (priv->out, 0);
+          priv->out_offset = 0;
           return;
         }
-      self->out_offset += (gsize) n;
-      self->last_activity = current_time (self);
+      priv->out_offset += (gsize) n;
+      priv->last_activity = current_time (self);
     }
   if (output_pending (self) == 0)
     {
-      g_byte_array_set_size (self->out, 0);
-      self->out_offset = 0;
+      g_byte_array_set_size (priv->out, 0);
+      priv->out_offset = 0;
     }
-  else if (self->out_offset > 64 * 1024)
+  else if (priv->out_offset > 64 * 1024)
     {
       compact_output (self);
     }
@@ -705,12 +806,14 @@ flush_output (MilterClientContext *self)
 static gboolean
 wants_to_read (MilterClientContext *self)
 {
-  if (!has_transport (self) || self->closing || self->eof)
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (!has_transport (self) || priv->closing || priv->eof)
     return FALSE;
   if (output_pending (self) > OUTPUT_HIGH_WATER)
     return FALSE;
   /* While a reply is pending, only watch for the MTA going away. */
-  if (self->reply_pending && milter_decoder_get_pending_size (self->decoder) >= PAUSED_READ_LIMIT)
+  if (priv->reply_pending && milter_decoder_get_pending_size (priv->decoder) >= PAUSED_READ_LIMIT)
     return FALSE;
   return TRUE;
 }
@@ -722,8 +825,9 @@ on_stream_readable (GObject  *stream,
                     gpointer  user_data)
 {
   MilterClientContext *self = user_data;
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
 
-  self->stream_events |= G_IO_IN;
+  priv->stream_events |= G_IO_IN;
   return G_SOURCE_CONTINUE;
 }
 
@@ -732,8 +836,9 @@ on_stream_writable (GObject  *stream,
                     gpointer  user_data)
 {
   MilterClientContext *self = user_data;
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
 
-  self->stream_events |= G_IO_OUT;
+  priv->stream_events |= G_IO_OUT;
   return G_SOURCE_CONTINUE;
 }
 
@@ -741,9 +846,11 @@ static void
 remove_child_source (MilterClientContext  *self,
                      GSource             **child)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
   if (*child == NULL)
     return;
-  g_source_remove_child_source (self->source, *child);
+  g_source_remove_child_source (priv->source, *child);
   g_clear_pointer (child, g_source_unref);
 }
 
@@ -752,25 +859,27 @@ watch_stream (MilterClientContext *self,
               gboolean             read,
               gboolean             write)
 {
-  if (read && self->read_source == NULL)
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (read && priv->read_source == NULL)
     {
-      self->read_source = g_pollable_input_stream_create_source (self->input, NULL);
-      g_source_set_callback (self->read_source, G_SOURCE_FUNC (on_stream_readable), self, NULL);
-      g_source_add_child_source (self->source, self->read_source);
+      priv->read_source = g_pollable_input_stream_create_source (priv->input, NULL);
+      g_source_set_callback (priv->read_source, G_SOURCE_FUNC (on_stream_readable), self, NULL);
+      g_source_add_child_source (priv->source, priv->read_source);
     }
   else if (!read)
     {
-      remove_child_source (self, &self->read_source);
+      remove_child_source (self, &priv->read_source);
     }
-  if (write && self->write_source == NULL)
+  if (write && priv->write_source == NULL)
     {
-      self->write_source = g_pollable_output_stream_create_source (self->output, NULL);
-      g_source_set_callback (self->write_source, G_SOURCE_FUNC (on_stream_writable), self, NULL);
-      g_source_add_child_source (self->source, self->write_source);
+      priv->write_source = g_pollable_output_stream_create_source (priv->output, NULL);
+      g_source_set_callback (priv->write_source, G_SOURCE_FUNC (on_stream_writable), self, NULL);
+      g_source_add_child_source (priv->source, priv->write_source);
     }
   else if (!write)
     {
-      remove_child_source (self, &self->write_source);
+      remove_child_source (self, &priv->write_source);
     }
 }
 
@@ -778,23 +887,24 @@ watch_stream (MilterClientContext *self,
 static void
 update_watches (MilterClientContext *self)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
   gboolean read = wants_to_read (self);
   gboolean write = has_transport (self) && output_pending (self) > 0;
 
-  if (self->source == NULL)
+  if (priv->source == NULL)
     return;
-  if (self->fd_tag != NULL)
+  if (priv->fd_tag != NULL)
     {
       GIOCondition events = (read ? G_IO_IN : 0) | (write ? G_IO_OUT : 0);
 
       /* A change wakes the main context up: only when there is one. */
-      if (events != self->fd_events)
+      if (events != priv->fd_events)
         {
-          g_source_modify_unix_fd (self->source, self->fd_tag, events);
-          self->fd_events = events;
+          g_source_modify_unix_fd (priv->source, priv->fd_tag, events);
+          priv->fd_events = events;
         }
     }
-  else if (self->input != NULL)
+  else if (priv->input != NULL)
     {
       watch_stream (self, read, write);
     }
@@ -806,7 +916,8 @@ static gboolean
 position_skipped (MilterClientContext *self,
                   Position             position)
 {
-  guint32 version = self->option != NULL ? milter_option_get_version (self->option) : 6;
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+  guint32 version = priv->option != NULL ? milter_option_get_version (priv->option) : 6;
 
   switch (position)
     {
@@ -828,26 +939,27 @@ position_skipped (MilterClientContext *self,
 static void
 compute_allowed_positions (MilterClientContext *self)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
   guint32 skipped = 0;
   gboolean changed = TRUE;
 
   for (guint position = 0; position < N_POSITIONS; position++)
     if (position_skipped (self, position))
       skipped |= AT (position);
-  memcpy (self->allowed, next_positions, sizeof self->allowed);
+  memcpy (priv->allowed, next_positions, sizeof priv->allowed);
   while (changed)
     {
       changed = FALSE;
       for (guint from = 0; from < N_POSITIONS; from++)
         {
-          guint32 extended = self->allowed[from];
+          guint32 extended = priv->allowed[from];
 
           for (guint to = 0; to < N_POSITIONS; to++)
-            if (self->allowed[from] & skipped & AT (to))
-              extended |= self->allowed[to];
-          if (extended != self->allowed[from])
+            if (priv->allowed[from] & skipped & AT (to))
+              extended |= priv->allowed[to];
+          if (extended != priv->allowed[from])
             {
-              self->allowed[from] = extended;
+              priv->allowed[from] = extended;
               changed = TRUE;
             }
         }
@@ -878,17 +990,19 @@ enter_position (MilterClientContext *self,
                 Position             position,
                 gchar                command)
 {
-  if (self->allowed[self->position] & AT (position))
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (priv->allowed[priv->position] & AT (position))
     {
-      self->position = position;
+      priv->position = position;
       return TRUE;
     }
-  if (self->position > AT_NEGOTIATE && (self->allowed[AT_HELO] & AT (position)))
+  if (priv->position > AT_NEGOTIATE && (priv->allowed[AT_HELO] & AT (position)))
     {
-      if (self->in_message)
+      if (priv->in_message)
         {
           /* The command's own macros arrived already: keep them. */
-          Macros *own = &self->macros[macro_table_for (command)];
+          Macros *own = &priv->macros[macro_table_for (command)];
           Macros kept = *own;
 
           *own = (Macros) { NULL, 0, 0 };
@@ -897,13 +1011,13 @@ enter_position (MilterClientContext *self,
           clear_macros_from (self, macro_table_for (command));
           *own = kept;
         }
-      self->position = position;
+      priv->position = position;
       return TRUE;
     }
   end_connection (self, g_error_new (MILTER_CLIENT_CONTEXT_ERROR,
                                      MILTER_CLIENT_CONTEXT_ERROR_UNEXPECTED_COMMAND,
                                      "Unexpected command '%c' after %s", command,
-                                     position_name (self->position)));
+                                     position_name (priv->position)));
   return FALSE;
 }
 
@@ -912,12 +1026,14 @@ enter_position (MilterClientContext *self,
 static void
 reset_message_data (MilterClientContext *self)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
   clear_macros_from (self, MACROS_MAIL);
-  g_hash_table_remove_all (self->shelf);
-  g_clear_pointer (&self->esmtp_parameters, g_strfreev);
-  g_clear_pointer (&self->replacement_body, g_byte_array_unref);
-  g_clear_pointer (&self->recipient, g_free);
-  self->n_headers = 0;
+  g_hash_table_remove_all (priv->shelf);
+  g_clear_pointer (&priv->esmtp_parameters, g_strfreev);
+  g_clear_pointer (&priv->replacement_body, g_byte_array_unref);
+  g_clear_pointer (&priv->recipient, g_free);
+  priv->n_headers = 0;
 }
 
 /* Any message command opens a message if none is open: with MAIL
@@ -926,20 +1042,22 @@ reset_message_data (MilterClientContext *self)
 static void
 ensure_message (MilterClientContext *self)
 {
-  if (self->in_message)
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (priv->in_message)
     return;
-  self->in_message = TRUE;
+  priv->in_message = TRUE;
   /* Nobody else holds the last message's result: reuse it. */
-  if (self->message_result != NULL && G_OBJECT (self->message_result)->ref_count == 1)
+  if (priv->message_result != NULL && G_OBJECT (priv->message_result)->ref_count == 1)
     {
-      milter_message_result_reset (self->message_result);
+      milter_message_result_reset (priv->message_result);
     }
   else
     {
-      g_clear_object (&self->message_result);
-      self->message_result = milter_message_result_new ();
+      g_clear_object (&priv->message_result);
+      priv->message_result = milter_message_result_new ();
     }
-  milter_message_result_start (self->message_result);
+  milter_message_result_start (priv->message_result);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MESSAGE_RESULT]);
 }
 
@@ -947,16 +1065,17 @@ static void
 finish_message (MilterClientContext *self,
                 MilterStatus         status)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
   g_autoptr(MilterMessageResult) result = NULL;
 
-  if (!self->in_message)
+  if (!priv->in_message)
     return;
-  self->in_message = FALSE;
-  result = g_object_ref (self->message_result);
+  priv->in_message = FALSE;
+  result = g_object_ref (priv->message_result);
   milter_message_result_set_status (result, status);
   milter_message_result_stop (result);
-  if (self->position > AT_HELO && self->position != AT_UNKNOWN)
-    self->position = AT_HELO;
+  if (priv->position > AT_HELO && priv->position != AT_UNKNOWN)
+    priv->position = AT_HELO;
   /* Handlers still see the message's macros and shelf. */
   g_signal_emit (self, signals[SIGNAL_MESSAGE_PROCESSED], 0, result);
   reset_message_data (self);
@@ -968,9 +1087,11 @@ static void
 begin_step (MilterClientContext *self,
             Step                 step)
 {
-  self->current_step = step;
-  self->in_step = TRUE;
-  self->last_state = step_info[step].state;
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  priv->current_step = step;
+  priv->in_step = TRUE;
+  priv->last_state = step_info[step].state;
   set_state (self, step_info[step].state);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LAST_STATE]);
 }
@@ -981,6 +1102,8 @@ finish_step (MilterClientContext *self,
              Step                 step,
              MilterStatus         status)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
   /* Abort has no reply to defer: waiting for one would only stop the
    * session, as it is when the abort is implied by a new MAIL or the end
    * of the connection. */
@@ -991,27 +1114,27 @@ finish_step (MilterClientContext *self,
     }
   if (status == MILTER_STATUS_PROGRESS)
     {
-      self->reply_pending = TRUE;
+      priv->reply_pending = TRUE;
       return;
     }
   if (step == STEP_NEGOTIATE)
     {
       if (!has_handler (self, response_signals[step]))
         {
-          respond_negotiate (self, self->negotiate_option, self->negotiate_requests, status);
+          respond_negotiate (self, priv->negotiate_option, priv->negotiate_requests, status);
           return;
         }
-      self->responding = TRUE;
+      priv->responding = TRUE;
       g_signal_emit (self, response_signals[step], 0,
-                     self->negotiate_option, self->negotiate_requests, status);
-      self->responding = FALSE;
+                     priv->negotiate_option, priv->negotiate_requests, status);
+      priv->responding = FALSE;
       return;
     }
   if (has_handler (self, response_signals[step]))
     {
-      self->responding = TRUE;
+      priv->responding = TRUE;
       g_signal_emit (self, response_signals[step], 0, status);
-      self->responding = FALSE;
+      priv->responding = FALSE;
     }
   else
     {
@@ -1022,23 +1145,26 @@ finish_step (MilterClientContext *self,
 static void
 emit_abort (MilterClientContext *self)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
   MilterStatus status = MILTER_STATUS_DEFAULT;
-  MilterClientContextState state = self->state;
+  MilterClientContextState state = priv->state;
 
   begin_step (self, STEP_ABORT);
-  g_signal_emit (self, signals[SIGNAL_ABORT], 0, state, &status);
-  self->in_step = FALSE;
+  EMIT_EVENT (self, SIGNAL_ABORT, abort, status, state);
+  priv->in_step = FALSE;
   set_state (self, MILTER_CLIENT_CONTEXT_STATE_ABORT_REPLIED);
 }
 
 static gboolean
 check_header_limit (MilterClientContext *self)
 {
-  if (self->max_headers == 0 || ++self->n_headers <= self->max_headers)
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (priv->max_headers == 0 || ++priv->n_headers <= priv->max_headers)
     return TRUE;
   end_connection (self, g_error_new (MILTER_CLIENT_CONTEXT_ERROR,
                                      MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_HEADERS,
-                                     "More than %u headers in one message", self->max_headers));
+                                     "More than %u headers in one message", priv->max_headers));
   return FALSE;
 }
 
@@ -1060,6 +1186,7 @@ static void
 handle_negotiate (MilterClientContext *self,
                   const MilterPacket  *packet)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
   MilterStatus status = MILTER_STATUS_DEFAULT;
   guint32 action = packet->negotiate.action;
   guint32 step = packet->negotiate.step;
@@ -1071,16 +1198,16 @@ handle_negotiate (MilterClientContext *self,
     action = 0x0F;
   if (step == 0)
     step = 0x3F;
-  g_clear_pointer (&self->offer, milter_option_free);
-  self->offer = milter_option_new (packet->negotiate.version, action, step);
-  g_clear_pointer (&self->negotiate_option, milter_option_free);
-  self->negotiate_option = milter_option_copy (self->offer);
-  g_clear_pointer (&self->negotiate_requests, milter_macros_requests_free);
-  self->negotiate_requests = milter_macros_requests_new ();
+  g_clear_pointer (&priv->offer, milter_option_free);
+  priv->offer = milter_option_new (packet->negotiate.version, action, step);
+  g_clear_pointer (&priv->negotiate_option, milter_option_free);
+  priv->negotiate_option = milter_option_copy (priv->offer);
+  g_clear_pointer (&priv->negotiate_requests, milter_macros_requests_free);
+  priv->negotiate_requests = milter_macros_requests_new ();
 
   begin_step (self, STEP_NEGOTIATE);
-  g_signal_emit (self, signals[SIGNAL_NEGOTIATE], 0,
-                 self->negotiate_option, self->negotiate_requests, &status);
+  EMIT_EVENT (self, SIGNAL_NEGOTIATE, negotiate, status,
+              priv->negotiate_option, priv->negotiate_requests);
   finish_step (self, STEP_NEGOTIATE, status);
 }
 
@@ -1103,8 +1230,8 @@ handle_connect (MilterClientContext *self,
     return;
   clear_macros_from (self, MACROS_HELO);
   begin_step (self, STEP_CONNECT);
-  g_signal_emit (self, signals[SIGNAL_CONNECT], 0,
-                 packet->connect.host, packet->connect.address, &status);
+  EMIT_EVENT (self, SIGNAL_CONNECT, connect, status,
+              packet->connect.host, packet->connect.address);
   finish_step (self, STEP_CONNECT, status);
 }
 
@@ -1118,7 +1245,7 @@ handle_helo (MilterClientContext *self,
     return;
   clear_macros_from (self, MACROS_MAIL);
   begin_step (self, STEP_HELO);
-  g_signal_emit (self, signals[SIGNAL_HELO], 0, packet->string, &status);
+  EMIT_EVENT (self, SIGNAL_HELO, helo, status, packet->string);
   finish_step (self, STEP_HELO, status);
 }
 
@@ -1126,6 +1253,7 @@ static void
 handle_envelope_from (MilterClientContext *self,
                       const MilterPacket  *packet)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
   MilterStatus status = MILTER_STATUS_DEFAULT;
 
   if (!enter_position (self, AT_MAIL, packet->command))
@@ -1133,14 +1261,14 @@ handle_envelope_from (MilterClientContext *self,
   /* A new MAIL ends an open message (see enter_position()) and starts
    * from clean message data; its own macros are already stored. */
   clear_macros_from (self, MACROS_RCPT);
-  g_hash_table_remove_all (self->shelf);
+  g_hash_table_remove_all (priv->shelf);
   ensure_message (self);
-  milter_message_result_set_from (self->message_result, packet->envelope.address);
-  g_clear_pointer (&self->esmtp_parameters, g_strfreev);
-  self->esmtp_parameters = collect_strings (packet->envelope.args, packet->envelope.args_size);
+  milter_message_result_set_from (priv->message_result, packet->envelope.address);
+  g_clear_pointer (&priv->esmtp_parameters, g_strfreev);
+  priv->esmtp_parameters = collect_strings (packet->envelope.args, packet->envelope.args_size);
 
   begin_step (self, STEP_ENVELOPE_FROM);
-  g_signal_emit (self, signals[SIGNAL_ENVELOPE_FROM], 0, packet->envelope.address, &status);
+  EMIT_EVENT (self, SIGNAL_ENVELOPE_FROM, envelope_from, status, packet->envelope.address);
   finish_step (self, STEP_ENVELOPE_FROM, status);
 }
 
@@ -1148,19 +1276,21 @@ static void
 handle_envelope_recipient (MilterClientContext *self,
                            const MilterPacket  *packet)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
   MilterStatus status = MILTER_STATUS_DEFAULT;
 
   if (!enter_position (self, AT_RCPT, packet->command))
     return;
   clear_macros_from (self, MACROS_DATA);
   ensure_message (self);
-  g_clear_pointer (&self->esmtp_parameters, g_strfreev);
-  self->esmtp_parameters = collect_strings (packet->envelope.args, packet->envelope.args_size);
+  g_clear_pointer (&priv->esmtp_parameters, g_strfreev);
+  priv->esmtp_parameters = collect_strings (packet->envelope.args, packet->envelope.args_size);
 
-  g_free (self->recipient);
-  self->recipient = g_strdup (packet->envelope.address);
+  g_free (priv->recipient);
+  priv->recipient = g_strdup (packet->envelope.address);
   begin_step (self, STEP_ENVELOPE_RECIPIENT);
-  g_signal_emit (self, signals[SIGNAL_ENVELOPE_RECIPIENT], 0, packet->envelope.address, &status);
+  EMIT_EVENT (self, SIGNAL_ENVELOPE_RECIPIENT, envelope_recipient, status,
+              packet->envelope.address);
   finish_step (self, STEP_ENVELOPE_RECIPIENT, status);
 }
 
@@ -1174,7 +1304,7 @@ handle_data (MilterClientContext *self,
     return;
   ensure_message (self);
   begin_step (self, STEP_DATA);
-  g_signal_emit (self, signals[SIGNAL_DATA], 0, &status);
+  EMIT_EVENT (self, SIGNAL_DATA, data, status);
   finish_step (self, STEP_DATA, status);
 }
 
@@ -1182,15 +1312,16 @@ static void
 handle_header (MilterClientContext *self,
                const MilterPacket  *packet)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
   MilterStatus status = MILTER_STATUS_DEFAULT;
 
   if (!enter_position (self, AT_HEADER, packet->command) || !check_header_limit (self))
     return;
   ensure_message (self);
-  milter_headers_add (milter_message_result_get_headers (self->message_result),
+  milter_headers_add (milter_message_result_get_headers (priv->message_result),
                       packet->header.name, packet->header.value);
   begin_step (self, STEP_HEADER);
-  g_signal_emit (self, signals[SIGNAL_HEADER], 0, packet->header.name, packet->header.value, &status);
+  EMIT_EVENT (self, SIGNAL_HEADER, header, status, packet->header.name, packet->header.value);
   finish_step (self, STEP_HEADER, status);
 }
 
@@ -1204,7 +1335,7 @@ handle_end_of_header (MilterClientContext *self,
     return;
   ensure_message (self);
   begin_step (self, STEP_END_OF_HEADER);
-  g_signal_emit (self, signals[SIGNAL_END_OF_HEADER], 0, &status);
+  EMIT_EVENT (self, SIGNAL_END_OF_HEADER, end_of_header, status);
   finish_step (self, STEP_END_OF_HEADER, status);
 }
 
@@ -1214,31 +1345,42 @@ handle_end_of_header (MilterClientContext *self,
  * payload) so a binding reading it as a string cannot run past it. */
 static MilterStatus
 emit_chunk (MilterClientContext *self,
-            guint                string_signal,
-            guint                bytes_signal,
+            guint                string_index,
+            guint                bytes_index,
             const MilterPacket  *packet,
             gboolean             nullable)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+  MilterClientContextClass *klass = MILTER_CLIENT_CONTEXT_GET_CLASS (self);
   MilterStatus status = MILTER_STATUS_DEFAULT;
 
-  if (!self->use_bytes && has_handler (self, string_signal))
+  if (!priv->use_bytes && is_handled (self, string_index))
     {
       guint8 *data = (guint8 *) packet->data;
       guint8 saved = data[packet->size];
+      const gchar *chunk = nullable && packet->size == 0 ? NULL : (const gchar *) data;
 
       data[packet->size] = '\0';
-      g_signal_emit (self, string_signal, 0,
-                     nullable && packet->size == 0 ? NULL : (const gchar *) data,
-                     (guint64) packet->size, &status);
+      if (only_class_method (self, string_index))
+        status = accumulated (string_index == SIGNAL_BODY ?
+                              klass->body (self, chunk, packet->size) :
+                              klass->end_of_message (self, chunk, packet->size));
+      else
+        g_signal_emit (self, signals[string_index], 0, chunk, (guint64) packet->size, &status);
       data[packet->size] = saved;
     }
-  if (is_no_opinion (status) && has_handler (self, bytes_signal))
+  if (is_no_opinion (status) && is_handled (self, bytes_index))
     {
       g_autoptr(GBytes) bytes = NULL;
 
       if (!nullable || packet->size > 0)
-        bytes = milter_decoder_get_payload_bytes (self->decoder);
-      g_signal_emit (self, bytes_signal, 0, bytes, &status);
+        bytes = milter_decoder_get_payload_bytes (priv->decoder);
+      if (only_class_method (self, bytes_index))
+        status = accumulated (bytes_index == SIGNAL_BODY_BYTES ?
+                              klass->body_bytes (self, bytes) :
+                              klass->end_of_message_bytes (self, bytes));
+      else
+        g_signal_emit (self, signals[bytes_index], 0, bytes, &status);
     }
   return status;
 }
@@ -1247,14 +1389,15 @@ static void
 handle_body (MilterClientContext *self,
              const MilterPacket  *packet)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
   MilterStatus status;
 
   if (!enter_position (self, AT_BODY, packet->command))
     return;
   ensure_message (self);
-  milter_message_result_add_body_size (self->message_result, packet->size);
+  milter_message_result_add_body_size (priv->message_result, packet->size);
   begin_step (self, STEP_BODY);
-  status = emit_chunk (self, signals[SIGNAL_BODY], signals[SIGNAL_BODY_BYTES], packet, FALSE);
+  status = emit_chunk (self, SIGNAL_BODY, SIGNAL_BODY_BYTES, packet, FALSE);
   finish_step (self, STEP_BODY, status);
 }
 
@@ -1262,14 +1405,15 @@ static void
 handle_end_of_message (MilterClientContext *self,
                        const MilterPacket  *packet)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
   MilterStatus status;
 
   if (!enter_position (self, AT_END_OF_MESSAGE, packet->command))
     return;
   ensure_message (self);
-  milter_message_result_add_body_size (self->message_result, packet->size);
+  milter_message_result_add_body_size (priv->message_result, packet->size);
   begin_step (self, STEP_END_OF_MESSAGE);
-  status = emit_chunk (self, signals[SIGNAL_END_OF_MESSAGE], signals[SIGNAL_END_OF_MESSAGE_BYTES],
+  status = emit_chunk (self, SIGNAL_END_OF_MESSAGE, SIGNAL_END_OF_MESSAGE_BYTES,
                        packet, TRUE);
   finish_step (self, STEP_END_OF_MESSAGE, status);
 }
@@ -1283,7 +1427,7 @@ handle_unknown (MilterClientContext *self,
   if (!enter_position (self, AT_UNKNOWN, packet->command))
     return;
   begin_step (self, STEP_UNKNOWN);
-  g_signal_emit (self, signals[SIGNAL_UNKNOWN], 0, packet->string, &status);
+  EMIT_EVENT (self, SIGNAL_UNKNOWN, unknown, status, packet->string);
   finish_step (self, STEP_UNKNOWN, status);
 }
 
@@ -1294,29 +1438,31 @@ static void
 handle_abort (MilterClientContext *self,
               const MilterPacket  *packet)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
   MilterStatus status = MILTER_STATUS_DEFAULT;
-  MilterClientContextState state = self->state;
+  MilterClientContextState state = priv->state;
 
-  if (self->position == AT_START)
+  if (priv->position == AT_START)
     {
       enter_position (self, AT_MAIL, packet->command);  /* reports the error */
       return;
     }
-  if (self->position != AT_UNKNOWN && self->position > AT_HELO)
-    self->position = AT_HELO;
+  if (priv->position != AT_UNKNOWN && priv->position > AT_HELO)
+    priv->position = AT_HELO;
   /* A decided message is already finished: nothing to abort. */
-  if (!self->in_message)
+  if (!priv->in_message)
     return;
   begin_step (self, STEP_ABORT);
-  g_signal_emit (self, signals[SIGNAL_ABORT], 0, state, &status);
+  EMIT_EVENT (self, SIGNAL_ABORT, abort, status, state);
   finish_step (self, STEP_ABORT, status);
 }
 
 static void
 clear_private_data (MilterClientContext *self)
 {
-  gpointer data = g_steal_pointer (&self->private_data);
-  GDestroyNotify destroy = g_steal_pointer (&self->private_data_destroy);
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+  gpointer data = g_steal_pointer (&priv->private_data);
+  GDestroyNotify destroy = g_steal_pointer (&priv->private_data_destroy);
 
   if (destroy != NULL && data != NULL)
     destroy (data);
@@ -1327,7 +1473,9 @@ clear_private_data (MilterClientContext *self)
 static void
 emit_finished (MilterClientContext *self)
 {
-  if (self->in_message)
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (priv->in_message)
     {
       emit_abort (self);
       finish_message (self, MILTER_STATUS_ABORT);
@@ -1351,16 +1499,18 @@ static void
 handle_quit_new_connection (MilterClientContext *self,
                             const MilterPacket  *packet)
 {
-  if (self->position < AT_NEGOTIATE)
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (priv->position < AT_NEGOTIATE)
     {
       enter_position (self, AT_CONNECT, packet->command);  /* reports the error */
       return;
     }
   emit_finished (self);
   clear_macros_from (self, MACROS_CONNECT);
-  g_clear_pointer (&self->reply_code, g_free);
-  g_clear_pointer (&self->quarantine_reason, g_free);
-  self->position = AT_NEGOTIATE;
+  g_clear_pointer (&priv->reply_code, g_free);
+  g_clear_pointer (&priv->quarantine_reason, g_free);
+  priv->position = AT_NEGOTIATE;
   set_state (self, MILTER_CLIENT_CONTEXT_STATE_NEGOTIATE_REPLIED);
 }
 
@@ -1394,12 +1544,13 @@ static gboolean
 process_input (MilterClientContext  *self,
                GError              **error)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
   gboolean progressed = FALSE;
 
-  while (!self->reply_pending && !self->closing)
+  while (!priv->reply_pending && !priv->closing)
     {
       GError *decode_error = NULL;
-      const MilterPacket *packet = milter_decoder_next (self->decoder, &decode_error);
+      const MilterPacket *packet = milter_decoder_next (priv->decoder, &decode_error);
 
       if (packet == NULL)
         {
@@ -1418,9 +1569,9 @@ process_input (MilterClientContext  *self,
   /* Only whole commands count as activity: a peer trickling one byte a
    * second must still run into the timeout. */
   if (progressed)
-    self->last_activity = current_time (self);
-  if (milter_decoder_get_pending_size (self->decoder) == 0)
-    milter_decoder_release_buffer (self->decoder);
+    priv->last_activity = current_time (self);
+  if (milter_decoder_get_pending_size (priv->decoder) == 0)
+    milter_decoder_release_buffer (priv->decoder);
   return TRUE;
 }
 
@@ -1432,16 +1583,18 @@ reply_letter (MilterClientContext *self,
               MilterStatus         status,
               gboolean            *use_reply_code)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
   *use_reply_code = FALSE;
   switch (status)
     {
     case MILTER_STATUS_ACCEPT:
       return 'a';
     case MILTER_STATUS_REJECT:
-      *use_reply_code = self->reply_code != NULL && self->reply_code[0] == '5';
+      *use_reply_code = priv->reply_code != NULL && priv->reply_code[0] == '5';
       return 'r';
     case MILTER_STATUS_TEMPORARY_FAILURE:
-      *use_reply_code = self->reply_code != NULL && self->reply_code[0] == '4';
+      *use_reply_code = priv->reply_code != NULL && priv->reply_code[0] == '4';
       return 't';
     case MILTER_STATUS_DISCARD:
       return 'd';
@@ -1488,44 +1641,49 @@ write_reply (MilterClientContext *self,
              Step                 step,
              MilterStatus         status)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
   gboolean use_reply_code;
   gchar letter = reply_letter (self, step, status, &use_reply_code);
 
   if (use_reply_code)
     {
-      milter_encoder_encode_string (self->out, 'y', self->reply_code);
+      milter_encoder_encode_string (priv->out, 'y', priv->reply_code);
       /* libmilter sends a reply text once; a non-matching one stays. */
-      g_clear_pointer (&self->reply_code, g_free);
+      g_clear_pointer (&priv->reply_code, g_free);
     }
   else
     {
-      milter_encoder_encode_empty (self->out, letter);
+      milter_encoder_encode_empty (priv->out, letter);
     }
 }
 
 static void
 flush_replacement_body (MilterClientContext *self)
 {
-  if (self->replacement_body == NULL)
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (priv->replacement_body == NULL)
     return;
   /* Postfix wants every 'b' packet in one contiguous run. */
-  milter_encoder_encode_replace_body (self->out, self->replacement_body->data,
-                                      self->replacement_body->len);
-  g_clear_pointer (&self->replacement_body, g_byte_array_unref);
+  milter_encoder_encode_replace_body (priv->out, priv->replacement_body->data,
+                                      priv->replacement_body->len);
+  g_clear_pointer (&priv->replacement_body, g_byte_array_unref);
 }
 
 static void
 record_recipient (MilterClientContext *self,
                   MilterStatus         status)
 {
-  g_autofree gchar *recipient = g_steal_pointer (&self->recipient);
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
 
-  if (recipient == NULL || self->message_result == NULL)
+  g_autofree gchar *recipient = g_steal_pointer (&priv->recipient);
+
+  if (recipient == NULL || priv->message_result == NULL)
     return;
   if (status == MILTER_STATUS_REJECT || status == MILTER_STATUS_TEMPORARY_FAILURE)
-    milter_message_result_add_rejected_recipient (self->message_result, recipient);
+    milter_message_result_add_rejected_recipient (priv->message_result, recipient);
   else
-    milter_message_result_add_recipient (self->message_result, recipient);
+    milter_message_result_add_recipient (priv->message_result, recipient);
 }
 
 
@@ -1553,9 +1711,10 @@ static MilterStatus
 no_opinion_status (MilterClientContext *self,
                    Step                 step)
 {
-  if (has_handler (self, signals[step_signals[step][0]]) ||
-      has_handler (self, signals[step_signals[step][1]]))
-    return self->fallback_status;
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (is_handled (self, step_signals[step][0]) || is_handled (self, step_signals[step][1]))
+    return priv->fallback_status;
   return MILTER_STATUS_CONTINUE;
 }
 
@@ -1565,10 +1724,12 @@ respond (MilterClientContext *self,
          Step                 step,
          MilterStatus         status)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
   if (is_no_opinion (status))
     status = no_opinion_status (self, step);
-  self->in_step = FALSE;
-  self->status = status;
+  priv->in_step = FALSE;
+  priv->status = status;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATUS]);
 
   if (step == STEP_ENVELOPE_RECIPIENT)
@@ -1596,7 +1757,7 @@ respond (MilterClientContext *self,
 
   if (step == STEP_ABORT)
     finish_message (self, MILTER_STATUS_ABORT);
-  else if (self->in_message && decides_message (step, status))
+  else if (priv->in_message && decides_message (step, status))
     {
       finish_message (self, step == STEP_END_OF_MESSAGE && status == MILTER_STATUS_CONTINUE ?
                       MILTER_STATUS_ACCEPT : status);
@@ -1634,7 +1795,8 @@ static MilterStepFlags
 accepted_data_size (MilterClientContext *self,
                     MilterStepFlags      offered)
 {
-  gsize limit = milter_decoder_get_max_packet_length (self->decoder);
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+  gsize limit = milter_decoder_get_max_packet_length (priv->decoder);
 
   if ((offered & MILTER_STEP_MAX_DATA_SIZE_1M) && limit >= 1048575 + 1)
     return MILTER_STEP_MAX_DATA_SIZE_1M;
@@ -1648,25 +1810,26 @@ accepted_data_size (MilterClientContext *self,
 static MilterOption *
 all_options (MilterClientContext *self)
 {
-  MilterStepFlags offered = milter_option_get_step (self->offer);
-  gboolean keep_for_result = has_handler (self, signals[SIGNAL_MESSAGE_PROCESSED]);
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+  MilterStepFlags offered = milter_option_get_step (priv->offer);
+  gboolean keep_for_result = is_handled (self, SIGNAL_MESSAGE_PROCESSED);
   MilterStepFlags step = MILTER_STEP_NONE;
 
   for (guint i = 0; i < G_N_ELEMENTS (event_steps); i++)
     {
       const EventSteps *event = &event_steps[i];
 
-      if (has_handler (self, signals[event->signal_index[0]]) ||
+      if (is_handled (self, event->signal_index[0]) ||
           (event->signal_index[1] != event->signal_index[0] &&
-           has_handler (self, signals[event->signal_index[1]])) ||
+           is_handled (self, event->signal_index[1])) ||
           (keep_for_result && event->needed_for_result))
         continue;
       step |= event->no_event | event->no_reply;
     }
   step = (step | MILTER_STEP_SKIP) & offered;
   step |= accepted_data_size (self, offered);
-  return milter_option_new (MIN (milter_option_get_version (self->offer), MILTER_PROTOCOL_VERSION),
-                            milter_option_get_action (self->offer), step);
+  return milter_option_new (MIN (milter_option_get_version (priv->offer), MILTER_PROTOCOL_VERSION),
+                            milter_option_get_action (priv->offer), step);
 }
 
 /* CONTINUE: the handler's option, within the offer. As libmilter does,
@@ -1677,7 +1840,8 @@ checked_option (MilterClientContext  *self,
                 MilterOption         *requested,
                 GError              **error)
 {
-  MilterOption *offer = self->offer;
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+  MilterOption *offer = priv->offer;
   guint32 version = milter_option_get_version (requested);
   MilterActionFlags action = milter_option_get_action (requested);
   MilterStepFlags step = milter_option_get_step (requested);
@@ -1711,11 +1875,12 @@ respond_negotiate (MilterClientContext  *self,
                    MilterMacrosRequests *requests,
                    MilterStatus          status)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
   g_autoptr(MilterOption) reply = NULL;
   GError *error = NULL;
 
-  self->in_step = FALSE;
-  self->status = status;
+  priv->in_step = FALSE;
+  priv->status = status;
   switch (status)
     {
     case MILTER_STATUS_DEFAULT:
@@ -1737,10 +1902,10 @@ respond_negotiate (MilterClientContext  *self,
       return;
     }
 
-  milter_encoder_encode_negotiate_reply (self->out, reply,
+  milter_encoder_encode_negotiate_reply (priv->out, reply,
                                          milter_macros_requests_is_empty (requests) ? NULL : requests);
-  g_clear_pointer (&self->option, milter_option_free);
-  self->option = g_steal_pointer (&reply);
+  g_clear_pointer (&priv->option, milter_option_free);
+  priv->option = g_steal_pointer (&reply);
   compute_allowed_positions (self);
   set_state (self, MILTER_CLIENT_CONTEXT_STATE_NEGOTIATE_REPLIED);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_OPTION]);
@@ -1756,13 +1921,15 @@ static gboolean
 accept_response (MilterClientContext *self,
                  Step                 step)
 {
-  if (self->responding && self->current_step == step)
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (priv->responding && priv->current_step == step)
     return TRUE;
-  if (self->closing || self->finished)
+  if (priv->closing || priv->finished)
     return FALSE;
-  if (self->reply_pending && self->current_step == step)
+  if (priv->reply_pending && priv->current_step == step)
     {
-      self->reply_pending = FALSE;
+      priv->reply_pending = FALSE;
       /* Go on with the next command from the main loop, not from the
        * caller's stack. */
       wake_up (self);
@@ -1804,14 +1971,16 @@ real_negotiate_response (MilterClientContext  *self,
                          MilterMacrosRequests *requests,
                          MilterStatus          status)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
   if (status == MILTER_STATUS_PROGRESS)
     {
       g_critical ("negotiate-response: the status must be a verdict, not progress");
       return;
     }
   if (accept_response (self, STEP_NEGOTIATE))
-    respond_negotiate (self, option != NULL ? option : self->negotiate_option,
-                       requests != NULL ? requests : self->negotiate_requests, status);
+    respond_negotiate (self, option != NULL ? option : priv->negotiate_option,
+                       requests != NULL ? requests : priv->negotiate_requests, status);
 }
 
 /* ---- the main loop side ----------------------------------------------- */
@@ -1839,13 +2008,15 @@ static GSourceFuncs context_source_funcs = {
 static void
 create_source (MilterClientContext *self)
 {
-  self->source = g_source_new (&context_source_funcs, sizeof (ContextSource));
-  ((ContextSource *) self->source)->context = self;
-  g_source_set_static_name (self->source, "MilterClientContext");
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  priv->source = g_source_new (&context_source_funcs, sizeof (ContextSource));
+  ((ContextSource *) priv->source)->context = self;
+  g_source_set_static_name (priv->source, "MilterClientContext");
   /* GLib blocks a source that cannot recurse while it dispatches, which
    * takes its descriptor out of the poll set and back, waking the main
    * context up twice per dispatch: a recursion guard is cheaper. */
-  g_source_set_can_recurse (self->source, TRUE);
+  g_source_set_can_recurse (priv->source, TRUE);
 }
 
 /* Attached when there is something to watch or to run: adding a
@@ -1854,17 +2025,21 @@ create_source (MilterClientContext *self)
 static void
 attach_source (MilterClientContext *self)
 {
-  if (self->source != NULL && g_source_get_context (self->source) == NULL)
-    g_source_attach (self->source, self->main_context);
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (priv->source != NULL && g_source_get_context (priv->source) == NULL)
+    g_source_attach (priv->source, priv->main_context);
 }
 
 static void
 destroy_source (MilterClientContext *self)
 {
-  if (self->source == NULL)
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (priv->source == NULL)
     return;
-  g_source_destroy (self->source);
-  g_clear_pointer (&self->source, g_source_unref);
+  g_source_destroy (priv->source);
+  g_clear_pointer (&priv->source, g_source_unref);
 }
 
 /* After any work: watch what the session waits for, and run again when
@@ -1873,79 +2048,88 @@ destroy_source (MilterClientContext *self)
 static void
 settle (MilterClientContext *self)
 {
-  if (self->source == NULL)
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (priv->source == NULL)
     return;
   update_watches (self);
-  g_source_set_ready_time (self->source, self->woken ? 0 : self->deadline);
+  g_source_set_ready_time (priv->source, priv->woken ? 0 : priv->deadline);
 }
 
 static void
 close_stream (MilterClientContext *self)
 {
-  if (self->fd_tag != NULL)
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (priv->fd_tag != NULL)
     {
-      g_source_remove_unix_fd (self->source, self->fd_tag);
-      self->fd_tag = NULL;
+      g_source_remove_unix_fd (priv->source, priv->fd_tag);
+      priv->fd_tag = NULL;
     }
-  remove_child_source (self, &self->read_source);
-  remove_child_source (self, &self->write_source);
-  self->deadline = -1;
+  remove_child_source (self, &priv->read_source);
+  remove_child_source (self, &priv->write_source);
+  priv->deadline = -1;
   /* Best effort: replies before the end (none follow 'Q'). */
   flush_output (self);
-  if (self->stream != NULL)
-    g_io_stream_close (self->stream, NULL, NULL);
-  else if (self->fd >= 0)
-    close (self->fd);  /* a bare descriptor from MilterClient */
-  self->fd = -1;
-  g_clear_object (&self->input);
-  g_clear_object (&self->output);
-  g_clear_object (&self->stream);
+  if (priv->stream != NULL)
+    g_io_stream_close (priv->stream, NULL, NULL);
+  else if (priv->fd >= 0)
+    close (priv->fd);  /* a bare descriptor from MilterClient */
+  priv->fd = -1;
+  g_clear_object (&priv->input);
+  g_clear_object (&priv->output);
+  g_clear_object (&priv->stream);
 }
 
 /* The teardown, always from the main loop: error, abort, finished, close. */
 static void
 complete_close (MilterClientContext *self)
 {
-  g_autoptr(GError) error = g_steal_pointer (&self->pending_error);
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+  g_autoptr(GError) error = g_steal_pointer (&priv->pending_error);
 
-  if (self->finished)
+  if (priv->finished)
     return;
-  self->finished = TRUE;
-  self->reply_pending = FALSE;
+  priv->finished = TRUE;
+  priv->reply_pending = FALSE;
   if (error != NULL)
     g_signal_emit (self, signals[SIGNAL_ERROR], 0, error);
   emit_finished (self);
   close_stream (self);
   /* Nothing is left for the main loop to do. */
   destroy_source (self);
-  milter_decoder_release_buffer (self->decoder);
+  milter_decoder_release_buffer (priv->decoder);
 }
 
 static void
 run (MilterClientContext *self)
 {
-  if (self->closing)
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (priv->closing)
     {
       complete_close (self);
       return;
     }
   process_input (self, NULL);
   flush_output (self);
-  if (self->closing)
+  if (priv->closing)
     wake_up (self);
 }
 
 static void
 wake_up (MilterClientContext *self)
 {
-  if (self->woken || self->source == NULL)
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (priv->woken || priv->source == NULL)
     return;
-  self->woken = TRUE;
+  priv->woken = TRUE;
   /* From the source's own dispatch, the work runs before it returns:
    * changing the ready time would wake the main context up for nothing. */
-  if (!self->dispatching)
+  if (!priv->dispatching)
     {
-      g_source_set_ready_time (self->source, 0);
+      g_source_set_ready_time (priv->source, 0);
       attach_source (self);
     }
 }
@@ -1955,22 +2139,26 @@ static void
 end_connection (MilterClientContext *self,
                 GError              *error)
 {
-  if (self->closing)
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (priv->closing)
     {
       g_clear_error (&error);
       return;
     }
-  self->closing = TRUE;
-  self->pending_error = error;
-  self->deadline = -1;
+  priv->closing = TRUE;
+  priv->pending_error = error;
+  priv->deadline = -1;
   wake_up (self);
 }
 
 static void
 handle_eof (MilterClientContext *self)
 {
-  self->eof = TRUE;
-  if (milter_decoder_get_pending_size (self->decoder) > 0 && !self->reply_pending)
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  priv->eof = TRUE;
+  if (milter_decoder_get_pending_size (priv->decoder) > 0 && !priv->reply_pending)
     end_connection (self, g_error_new (MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_IO,
                                        "The MTA closed the connection in the middle of a packet"));
   else
@@ -1980,14 +2168,15 @@ handle_eof (MilterClientContext *self)
 static void
 read_ready (MilterClientContext *self)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
   GError *error = NULL;
   gsize size;
-  guint8 *area = milter_decoder_get_write_area (self->decoder, &size);
+  guint8 *area = milter_decoder_get_write_area (priv->decoder, &size);
   gssize n = transport_read (self, area, size, &error);
 
   if (n > 0)
     {
-      milter_decoder_commit (self->decoder, (gsize) n);
+      milter_decoder_commit (priv->decoder, (gsize) n);
       process_input (self, NULL);
       flush_output (self);
     }
@@ -2006,19 +2195,20 @@ read_ready (MilterClientContext *self)
 static void
 check_timeout (MilterClientContext *self)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
   gint64 now = current_time (self);
   gint64 deadline;
 
   /* Waiting for our own deferred reply is not the MTA's idleness. */
-  if (self->reply_pending && output_pending (self) == 0)
-    self->last_activity = now;
-  deadline = self->last_activity + (gint64) self->timeout * G_USEC_PER_SEC;
+  if (priv->reply_pending && output_pending (self) == 0)
+    priv->last_activity = now;
+  deadline = priv->last_activity + (gint64) priv->timeout * G_USEC_PER_SEC;
   if (now < deadline)
     {
-      self->deadline = deadline;
+      priv->deadline = deadline;
       return;
     }
-  self->deadline = -1;
+  priv->deadline = -1;
   g_signal_emit (self, signals[SIGNAL_TIMEOUT], 0);
   end_connection (self, NULL);
 }
@@ -2028,14 +2218,16 @@ check_timeout (MilterClientContext *self)
 static void
 pause_watches (MilterClientContext *self)
 {
-  if (self->fd_tag != NULL && self->fd_events != 0)
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (priv->fd_tag != NULL && priv->fd_events != 0)
     {
-      g_source_modify_unix_fd (self->source, self->fd_tag, 0);
-      self->fd_events = 0;
+      g_source_modify_unix_fd (priv->source, priv->fd_tag, 0);
+      priv->fd_events = 0;
     }
-  if (self->input != NULL)
+  if (priv->input != NULL)
     watch_stream (self, FALSE, FALSE);
-  g_source_set_ready_time (self->source, -1);
+  g_source_set_ready_time (priv->source, -1);
 }
 
 static gboolean
@@ -2044,43 +2236,44 @@ context_source_dispatch (GSource     *source,
                          gpointer     user_data)
 {
   MilterClientContext *self = ((ContextSource *) source)->context;
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
   GIOCondition revents;
 
-  if (self->dispatching)
+  if (priv->dispatching)
     {
       pause_watches (self);
       return G_SOURCE_CONTINUE;
     }
   g_object_ref (self);
-  self->dispatching = TRUE;
-  revents = self->stream_events;
-  self->stream_events = 0;
-  if (self->fd_tag != NULL)
-    revents |= g_source_query_unix_fd (source, self->fd_tag);
+  priv->dispatching = TRUE;
+  revents = priv->stream_events;
+  priv->stream_events = 0;
+  if (priv->fd_tag != NULL)
+    revents |= g_source_query_unix_fd (source, priv->fd_tag);
   if (revents & G_IO_OUT)
     {
       flush_output (self);
-      if (self->closing)
+      if (priv->closing)
         wake_up (self);
     }
-  if (!self->closing && (revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)))
+  if (!priv->closing && (revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)))
     {
-      if (self->fd_tag == NULL || (self->fd_events & G_IO_IN))
+      if (priv->fd_tag == NULL || (priv->fd_events & G_IO_IN))
         read_ready (self);
       else
         handle_eof (self);  /* gone while we were not reading */
     }
-  if (!self->woken && self->deadline >= 0 && g_source_get_time (source) >= self->deadline)
+  if (!priv->woken && priv->deadline >= 0 && g_source_get_time (source) >= priv->deadline)
     check_timeout (self);
   /* Deferred work (a late reply, the teardown) runs here, on the main
    * loop's stack; a few rounds at most, then it waits for the next
    * iteration so that other sources get their turn. */
-  for (guint round = 0; self->woken && round < MAX_WAKE_ROUNDS; round++)
+  for (guint round = 0; priv->woken && round < MAX_WAKE_ROUNDS; round++)
     {
-      self->woken = FALSE;
+      priv->woken = FALSE;
       run (self);
     }
-  self->dispatching = FALSE;
+  priv->dispatching = FALSE;
   settle (self);
   g_object_unref (self);
   return G_SOURCE_CONTINUE;
@@ -2089,18 +2282,22 @@ context_source_dispatch (GSource     *source,
 static void
 arm_timeout (MilterClientContext *self)
 {
-  if (self->timeout == 0 || !has_transport (self) || self->closing)
-    self->deadline = -1;
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (priv->timeout == 0 || !has_transport (self) || priv->closing)
+    priv->deadline = -1;
   else
-    self->deadline = self->last_activity + (gint64) self->timeout * G_USEC_PER_SEC;
-  if (self->source != NULL && !self->woken)
-    g_source_set_ready_time (self->source, self->deadline);
+    priv->deadline = priv->last_activity + (gint64) priv->timeout * G_USEC_PER_SEC;
+  if (priv->source != NULL && !priv->woken)
+    g_source_set_ready_time (priv->source, priv->deadline);
 }
 
 static void
 schedule_flush (MilterClientContext *self)
 {
-  if (self->in_step && !self->reply_pending)
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (priv->in_step && !priv->reply_pending)
     return;  /* flushed when the current batch is done */
   wake_up (self);
 }
@@ -2111,14 +2308,15 @@ static void
 milter_client_context_dispose (GObject *object)
 {
   MilterClientContext *self = MILTER_CLIENT_CONTEXT (object);
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
 
   /* No teardown may be scheduled from here on. */
-  self->closing = TRUE;
+  priv->closing = TRUE;
   close_stream (self);
   destroy_source (self);
   clear_private_data (self);
-  g_clear_weak_pointer (&self->client);
-  g_clear_object (&self->message_result);
+  g_clear_weak_pointer (&priv->client);
+  g_clear_object (&priv->message_result);
 
   G_OBJECT_CLASS (milter_client_context_parent_class)->dispose (object);
 }
@@ -2127,23 +2325,24 @@ static void
 milter_client_context_finalize (GObject *object)
 {
   MilterClientContext *self = MILTER_CLIENT_CONTEXT (object);
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
 
-  milter_decoder_free (self->decoder);
-  g_byte_array_unref (self->out);
-  g_clear_pointer (&self->replacement_body, g_byte_array_unref);
-  g_clear_pointer (&self->offer, milter_option_free);
-  g_clear_pointer (&self->option, milter_option_free);
-  g_clear_pointer (&self->negotiate_option, milter_option_free);
-  g_clear_pointer (&self->negotiate_requests, milter_macros_requests_free);
-  g_hash_table_unref (self->shelf);
-  g_clear_pointer (&self->esmtp_parameters, g_strfreev);
-  g_free (self->reply_code);
-  g_free (self->quarantine_reason);
-  g_free (self->recipient);
+  milter_decoder_free (priv->decoder);
+  g_byte_array_unref (priv->out);
+  g_clear_pointer (&priv->replacement_body, g_byte_array_unref);
+  g_clear_pointer (&priv->offer, milter_option_free);
+  g_clear_pointer (&priv->option, milter_option_free);
+  g_clear_pointer (&priv->negotiate_option, milter_option_free);
+  g_clear_pointer (&priv->negotiate_requests, milter_macros_requests_free);
+  g_hash_table_unref (priv->shelf);
+  g_clear_pointer (&priv->esmtp_parameters, g_strfreev);
+  g_free (priv->reply_code);
+  g_free (priv->quarantine_reason);
+  g_free (priv->recipient);
   free_macros (self);
-  g_clear_pointer (&self->macros_cache, g_hash_table_unref);
-  g_clear_error (&self->pending_error);
-  g_main_context_unref (self->main_context);
+  g_clear_pointer (&priv->macros_cache, g_hash_table_unref);
+  g_clear_error (&priv->pending_error);
+  g_main_context_unref (priv->main_context);
 
   G_OBJECT_CLASS (milter_client_context_parent_class)->finalize (object);
 }
@@ -2155,44 +2354,45 @@ milter_client_context_get_property (GObject    *object,
                                     GParamSpec *pspec)
 {
   MilterClientContext *self = MILTER_CLIENT_CONTEXT (object);
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
 
   switch (prop_id)
     {
     case PROP_CLIENT:
-      g_value_set_object (value, self->client);
+      g_value_set_object (value, priv->client);
       break;
     case PROP_STATE:
-      g_value_set_enum (value, self->state);
+      g_value_set_enum (value, priv->state);
       break;
     case PROP_LAST_STATE:
-      g_value_set_enum (value, self->last_state);
+      g_value_set_enum (value, priv->last_state);
       break;
     case PROP_STATUS:
-      g_value_set_enum (value, self->status);
+      g_value_set_enum (value, priv->status);
       break;
     case PROP_OPTION:
-      g_value_set_boxed (value, self->option);
+      g_value_set_boxed (value, priv->option);
       break;
     case PROP_MESSAGE_RESULT:
-      g_value_set_object (value, self->message_result);
+      g_value_set_object (value, priv->message_result);
       break;
     case PROP_QUARANTINE_REASON:
-      g_value_set_string (value, self->quarantine_reason);
+      g_value_set_string (value, priv->quarantine_reason);
       break;
     case PROP_TIMEOUT:
-      g_value_set_uint (value, self->timeout);
+      g_value_set_uint (value, priv->timeout);
       break;
     case PROP_PACKET_BUFFER_SIZE:
-      g_value_set_uint (value, self->packet_buffer_size);
+      g_value_set_uint (value, priv->packet_buffer_size);
       break;
     case PROP_USE_BYTES:
-      g_value_set_boolean (value, self->use_bytes);
+      g_value_set_boolean (value, priv->use_bytes);
       break;
     case PROP_MAX_PACKET_LENGTH:
       g_value_set_uint (value, milter_client_context_get_max_packet_length (self));
       break;
     case PROP_MAX_HEADERS:
-      g_value_set_uint (value, self->max_headers);
+      g_value_set_uint (value, priv->max_headers);
       break;
     case PROP_MAX_MACROS:
       g_value_set_uint (value, milter_client_context_get_max_macros (self));
@@ -2201,7 +2401,7 @@ milter_client_context_get_property (GObject    *object,
       g_value_set_uint (value, milter_client_context_get_n_processing_sessions (self));
       break;
     case PROP_FALLBACK_STATUS:
-      g_value_set_enum (value, self->fallback_status);
+      g_value_set_enum (value, priv->fallback_status);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -2215,11 +2415,12 @@ milter_client_context_set_property (GObject      *object,
                                     GParamSpec   *pspec)
 {
   MilterClientContext *self = MILTER_CLIENT_CONTEXT (object);
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
 
   switch (prop_id)
     {
     case PROP_CLIENT:
-      g_set_weak_pointer (&self->client, g_value_get_object (value));
+      g_set_weak_pointer (&priv->client, g_value_get_object (value));
       break;
     case PROP_STATE:
       milter_client_context_set_state (self, g_value_get_enum (value));
@@ -2278,6 +2479,7 @@ status_accumulator (GSignalInvocationHint *hint,
 /* Creates an event signal returning a MilterStatus. */
 static guint
 new_status_signal (const gchar        *name,
+                   guint               class_offset,
                    GSignalCMarshaller  marshaller,
                    GSignalCVaMarshaller va_marshaller,
                    guint               n_params,
@@ -2287,7 +2489,8 @@ new_status_signal (const gchar        *name,
   guint id;
 
   va_start (args, n_params);
-  id = g_signal_new_valist (name, MILTER_TYPE_CLIENT_CONTEXT, G_SIGNAL_RUN_LAST, NULL,
+  id = g_signal_new_valist (name, MILTER_TYPE_CLIENT_CONTEXT, G_SIGNAL_RUN_LAST,
+                            g_signal_type_cclosure_new (MILTER_TYPE_CLIENT_CONTEXT, class_offset),
                             status_accumulator, NULL, marshaller, MILTER_TYPE_STATUS,
                             n_params, args);
   va_end (args);
@@ -2524,7 +2727,8 @@ install_event_signals (void)
    * Since: 1.0
    */
   signals[SIGNAL_NEGOTIATE] =
-    new_status_signal ("negotiate", _milter_marshal_ENUM__BOXED_BOXED,
+    new_status_signal ("negotiate", G_STRUCT_OFFSET (MilterClientContextClass, negotiate),
+                       _milter_marshal_ENUM__BOXED_BOXED,
                        _milter_marshal_ENUM__BOXED_BOXEDv, 2,
                        MILTER_TYPE_OPTION | G_SIGNAL_TYPE_STATIC_SCOPE,
                        MILTER_TYPE_MACROS_REQUESTS | G_SIGNAL_TYPE_STATIC_SCOPE);
@@ -2540,7 +2744,8 @@ install_event_signals (void)
    * Since: 1.0
    */
   signals[SIGNAL_DEFINE_MACRO] =
-    g_signal_new ("define-macro", MILTER_TYPE_CLIENT_CONTEXT, G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+    g_signal_new ("define-macro", MILTER_TYPE_CLIENT_CONTEXT, G_SIGNAL_RUN_LAST,
+                  G_STRUCT_OFFSET (MilterClientContextClass, define_macro), NULL, NULL,
                   _milter_marshal_VOID__ENUM, G_TYPE_NONE, 1, MILTER_TYPE_COMMAND);
   g_signal_set_va_marshaller (signals[SIGNAL_DEFINE_MACRO], MILTER_TYPE_CLIENT_CONTEXT,
                               _milter_marshal_VOID__ENUMv);
@@ -2562,7 +2767,8 @@ install_event_signals (void)
    * Since: 1.0
    */
   signals[SIGNAL_CONNECT] =
-    new_status_signal ("connect", _milter_marshal_ENUM__STRING_OBJECT,
+    new_status_signal ("connect", G_STRUCT_OFFSET (MilterClientContextClass, connect),
+                       _milter_marshal_ENUM__STRING_OBJECT,
                        _milter_marshal_ENUM__STRING_OBJECTv, 2,
                        STATIC_STRING, G_TYPE_SOCKET_ADDRESS);
 
@@ -2578,7 +2784,8 @@ install_event_signals (void)
    * Since: 1.0
    */
   signals[SIGNAL_HELO] =
-    new_status_signal ("helo", _milter_marshal_ENUM__STRING, _milter_marshal_ENUM__STRINGv, 1,
+    new_status_signal ("helo", G_STRUCT_OFFSET (MilterClientContextClass, helo),
+                       _milter_marshal_ENUM__STRING, _milter_marshal_ENUM__STRINGv, 1,
                        STATIC_STRING);
 
   /**
@@ -2597,7 +2804,8 @@ install_event_signals (void)
    * Since: 1.0
    */
   signals[SIGNAL_ENVELOPE_FROM] =
-    new_status_signal ("envelope-from", _milter_marshal_ENUM__STRING, _milter_marshal_ENUM__STRINGv,
+    new_status_signal ("envelope-from", G_STRUCT_OFFSET (MilterClientContextClass, envelope_from),
+                       _milter_marshal_ENUM__STRING, _milter_marshal_ENUM__STRINGv,
                        1, STATIC_STRING);
 
   /**
@@ -2614,7 +2822,8 @@ install_event_signals (void)
    * Since: 1.0
    */
   signals[SIGNAL_ENVELOPE_RECIPIENT] =
-    new_status_signal ("envelope-recipient", _milter_marshal_ENUM__STRING,
+    new_status_signal ("envelope-recipient", G_STRUCT_OFFSET (MilterClientContextClass, envelope_recipient),
+                       _milter_marshal_ENUM__STRING,
                        _milter_marshal_ENUM__STRINGv, 1, STATIC_STRING);
 
   /**
@@ -2628,7 +2837,8 @@ install_event_signals (void)
    * Since: 1.0
    */
   signals[SIGNAL_DATA] =
-    new_status_signal ("data", _milter_marshal_ENUM__VOID, _milter_marshal_ENUM__VOIDv, 0);
+    new_status_signal ("data", G_STRUCT_OFFSET (MilterClientContextClass, data),
+                       _milter_marshal_ENUM__VOID, _milter_marshal_ENUM__VOIDv, 0);
 
   /**
    * MilterClientContext::unknown:
@@ -2643,7 +2853,8 @@ install_event_signals (void)
    * Since: 1.0
    */
   signals[SIGNAL_UNKNOWN] =
-    new_status_signal ("unknown", _milter_marshal_ENUM__STRING, _milter_marshal_ENUM__STRINGv, 1,
+    new_status_signal ("unknown", G_STRUCT_OFFSET (MilterClientContextClass, unknown),
+                       _milter_marshal_ENUM__STRING, _milter_marshal_ENUM__STRINGv, 1,
                        STATIC_STRING);
 
   /**
@@ -2665,7 +2876,8 @@ install_event_signals (void)
    * Since: 1.0
    */
   signals[SIGNAL_HEADER] =
-    new_status_signal ("header", _milter_marshal_ENUM__STRING_STRING,
+    new_status_signal ("header", G_STRUCT_OFFSET (MilterClientContextClass, header),
+                       _milter_marshal_ENUM__STRING_STRING,
                        _milter_marshal_ENUM__STRING_STRINGv, 2, STATIC_STRING, STATIC_STRING);
 
   /**
@@ -2679,7 +2891,8 @@ install_event_signals (void)
    * Since: 1.0
    */
   signals[SIGNAL_END_OF_HEADER] =
-    new_status_signal ("end-of-header", _milter_marshal_ENUM__VOID, _milter_marshal_ENUM__VOIDv, 0);
+    new_status_signal ("end-of-header", G_STRUCT_OFFSET (MilterClientContextClass, end_of_header),
+                       _milter_marshal_ENUM__VOID, _milter_marshal_ENUM__VOIDv, 0);
 
   /**
    * MilterClientContext::body:
@@ -2697,7 +2910,8 @@ install_event_signals (void)
    * Since: 1.0
    */
   signals[SIGNAL_BODY] =
-    new_status_signal ("body", _milter_marshal_ENUM__STRING_UINT64,
+    new_status_signal ("body", G_STRUCT_OFFSET (MilterClientContextClass, body),
+                       _milter_marshal_ENUM__STRING_UINT64,
                        _milter_marshal_ENUM__STRING_UINT64v, 2, STATIC_STRING, G_TYPE_UINT64);
 
   /**
@@ -2713,7 +2927,8 @@ install_event_signals (void)
    * Since: 1.0
    */
   signals[SIGNAL_BODY_BYTES] =
-    new_status_signal ("body-bytes", _milter_marshal_ENUM__BOXED, _milter_marshal_ENUM__BOXEDv, 1,
+    new_status_signal ("body-bytes", G_STRUCT_OFFSET (MilterClientContextClass, body_bytes),
+                       _milter_marshal_ENUM__BOXED, _milter_marshal_ENUM__BOXEDv, 1,
                        STATIC_BYTES);
 
   /**
@@ -2730,7 +2945,8 @@ install_event_signals (void)
    * Since: 1.0
    */
   signals[SIGNAL_END_OF_MESSAGE] =
-    new_status_signal ("end-of-message", _milter_marshal_ENUM__STRING_UINT64,
+    new_status_signal ("end-of-message", G_STRUCT_OFFSET (MilterClientContextClass, end_of_message),
+                       _milter_marshal_ENUM__STRING_UINT64,
                        _milter_marshal_ENUM__STRING_UINT64v, 2, STATIC_STRING, G_TYPE_UINT64);
 
   /**
@@ -2745,7 +2961,8 @@ install_event_signals (void)
    * Since: 1.0
    */
   signals[SIGNAL_END_OF_MESSAGE_BYTES] =
-    new_status_signal ("end-of-message-bytes", _milter_marshal_ENUM__BOXED,
+    new_status_signal ("end-of-message-bytes", G_STRUCT_OFFSET (MilterClientContextClass, end_of_message_bytes),
+                       _milter_marshal_ENUM__BOXED,
                        _milter_marshal_ENUM__BOXEDv, 1, STATIC_BYTES);
 
   /**
@@ -2765,7 +2982,8 @@ install_event_signals (void)
    * Since: 1.0
    */
   signals[SIGNAL_ABORT] =
-    new_status_signal ("abort", _milter_marshal_ENUM__ENUM, _milter_marshal_ENUM__ENUMv, 1,
+    new_status_signal ("abort", G_STRUCT_OFFSET (MilterClientContextClass, abort),
+                       _milter_marshal_ENUM__ENUM, _milter_marshal_ENUM__ENUMv, 1,
                        MILTER_TYPE_CLIENT_CONTEXT_STATE);
 }
 
@@ -2946,7 +3164,8 @@ install_other_signals (void)
    * Since: 1.0
    */
   signals[SIGNAL_TIMEOUT] =
-    g_signal_new ("timeout", MILTER_TYPE_CLIENT_CONTEXT, G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+    g_signal_new ("timeout", MILTER_TYPE_CLIENT_CONTEXT, G_SIGNAL_RUN_LAST,
+                  G_STRUCT_OFFSET (MilterClientContextClass, timeout), NULL, NULL,
                   NULL, G_TYPE_NONE, 0);
 
   /**
@@ -2963,7 +3182,8 @@ install_other_signals (void)
    * Since: 1.0
    */
   signals[SIGNAL_MESSAGE_PROCESSED] =
-    g_signal_new ("message-processed", MILTER_TYPE_CLIENT_CONTEXT, G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+    g_signal_new ("message-processed", MILTER_TYPE_CLIENT_CONTEXT, G_SIGNAL_RUN_LAST,
+                  G_STRUCT_OFFSET (MilterClientContextClass, message_processed), NULL, NULL,
                   NULL, G_TYPE_NONE, 1, MILTER_TYPE_MESSAGE_RESULT);
 
   /**
@@ -2978,7 +3198,8 @@ install_other_signals (void)
    * Since: 1.0
    */
   signals[SIGNAL_FINISHED] =
-    g_signal_new ("finished", MILTER_TYPE_CLIENT_CONTEXT, G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+    g_signal_new ("finished", MILTER_TYPE_CLIENT_CONTEXT, G_SIGNAL_RUN_LAST,
+                  G_STRUCT_OFFSET (MilterClientContextClass, finished), NULL, NULL,
                   NULL, G_TYPE_NONE, 0);
 
   /**
@@ -2995,7 +3216,8 @@ install_other_signals (void)
    * Since: 1.0
    */
   signals[SIGNAL_ERROR] =
-    g_signal_new ("error", MILTER_TYPE_CLIENT_CONTEXT, G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+    g_signal_new ("error", MILTER_TYPE_CLIENT_CONTEXT, G_SIGNAL_RUN_LAST,
+                  G_STRUCT_OFFSET (MilterClientContextClass, error), NULL, NULL,
                   NULL, G_TYPE_NONE, 1, G_TYPE_ERROR);
 }
 
@@ -3018,19 +3240,21 @@ milter_client_context_class_init (MilterClientContextClass *klass)
 static void
 milter_client_context_init (MilterClientContext *self)
 {
-  self->main_context = g_main_context_ref_thread_default ();
-  self->decoder = milter_decoder_new (MILTER_DECODER_COMMANDS);
-  self->out = g_byte_array_new ();
-  self->shelf = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  self->state = MILTER_CLIENT_CONTEXT_STATE_START;
-  self->last_state = MILTER_CLIENT_CONTEXT_STATE_START;
-  self->timeout = MILTER_CLIENT_CONTEXT_DEFAULT_TIMEOUT;
-  self->max_headers = DEFAULT_MAX_HEADERS;
-  self->max_macros = MILTER_DECODER_DEFAULT_MAX_MACROS;
-  self->fallback_status = MILTER_STATUS_CONTINUE;
-  memcpy (self->allowed, next_positions, sizeof self->allowed);
-  self->fd = -1;
-  self->deadline = -1;
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  priv->main_context = g_main_context_ref_thread_default ();
+  priv->decoder = milter_decoder_new (MILTER_DECODER_COMMANDS);
+  priv->out = g_byte_array_new ();
+  priv->shelf = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  priv->state = MILTER_CLIENT_CONTEXT_STATE_START;
+  priv->last_state = MILTER_CLIENT_CONTEXT_STATE_START;
+  priv->timeout = MILTER_CLIENT_CONTEXT_DEFAULT_TIMEOUT;
+  priv->max_headers = DEFAULT_MAX_HEADERS;
+  priv->max_macros = MILTER_DECODER_DEFAULT_MAX_MACROS;
+  priv->fallback_status = MILTER_STATUS_CONTINUE;
+  memcpy (priv->allowed, next_positions, sizeof priv->allowed);
+  priv->fd = -1;
+  priv->deadline = -1;
   create_source (self);
 }
 
@@ -3061,10 +3285,12 @@ static void
 watch_socket (MilterClientContext *self,
               gint                 fd)
 {
-  self->fd = fd;
-  self->last_activity = g_get_monotonic_time ();
-  self->fd_events = G_IO_IN;
-  self->fd_tag = g_source_add_unix_fd (self->source, fd, G_IO_IN);
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  priv->fd = fd;
+  priv->last_activity = g_get_monotonic_time ();
+  priv->fd_events = G_IO_IN;
+  priv->fd_tag = g_source_add_unix_fd (priv->source, fd, G_IO_IN);
   arm_timeout (self);
   attach_source (self);
 }
@@ -3073,9 +3299,11 @@ void
 milter_client_context_start_socket (MilterClientContext *context,
                                     gint                 fd)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
   g_return_if_fail (fd >= 0);
-  g_return_if_fail (!has_transport (context) && !context->finished);
+  g_return_if_fail (!has_transport (context) && !priv->finished);
 
   watch_socket (context, fd);
 }
@@ -3103,22 +3331,23 @@ milter_client_context_start (MilterClientContext  *context,
                              GIOStream            *stream,
                              GError              **error)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
   GInputStream *input;
   GOutputStream *output;
 
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
   g_return_val_if_fail (G_IS_IO_STREAM (stream), FALSE);
-  g_return_val_if_fail (!has_transport (context) && !context->finished, FALSE);
+  g_return_val_if_fail (!has_transport (context) && !priv->finished, FALSE);
 
   if (G_IS_SOCKET_CONNECTION (stream))
     {
       GSocket *socket = g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream));
 
-      context->stream = g_object_ref (stream);
+      priv->stream = g_object_ref (stream);
       watch_socket (context, g_socket_get_fd (socket));
       return TRUE;
     }
-  context->last_activity = g_get_monotonic_time ();
+  priv->last_activity = g_get_monotonic_time ();
 
   input = g_io_stream_get_input_stream (stream);
   output = g_io_stream_get_output_stream (stream);
@@ -3132,9 +3361,9 @@ milter_client_context_start (MilterClientContext  *context,
       return FALSE;
     }
 
-  context->stream = g_object_ref (stream);
-  context->input = G_POLLABLE_INPUT_STREAM (g_object_ref (input));
-  context->output = G_POLLABLE_OUTPUT_STREAM (g_object_ref (output));
+  priv->stream = g_object_ref (stream);
+  priv->input = G_POLLABLE_INPUT_STREAM (g_object_ref (input));
+  priv->output = G_POLLABLE_OUTPUT_STREAM (g_object_ref (output));
   arm_timeout (context);
   update_watches (context);
   attach_source (context);
@@ -3162,18 +3391,20 @@ milter_client_context_feed (MilterClientContext  *context,
                             gsize                 size,
                             GError              **error)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
   g_return_val_if_fail (chunk != NULL || size == 0, FALSE);
 
-  if (context->closing)
+  if (priv->closing)
     {
       g_set_error_literal (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_STATE,
                            "The session has ended");
       return FALSE;
     }
   g_object_ref (context);
-  milter_decoder_feed (context->decoder, (const guint8 *) chunk, size);
-  if (!context->reply_pending && !process_input (context, error))
+  milter_decoder_feed (priv->decoder, (const guint8 *) chunk, size);
+  if (!priv->reply_pending && !process_input (context, error))
     {
       g_object_unref (context);
       return FALSE;
@@ -3187,16 +3418,17 @@ milter_client_context_feed (MilterClientContext  *context,
 GBytes *
 milter_client_context_take_output (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
   GBytes *bytes;
 
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
 
   /* An output buffer never written to has no data pointer. */
   bytes = output_pending (context) == 0 ? g_bytes_new (NULL, 0)
-                                        : g_bytes_new (context->out->data + context->out_offset,
+                                        : g_bytes_new (priv->out->data + priv->out_offset,
                                                        output_pending (context));
-  g_byte_array_set_size (context->out, 0);
-  context->out_offset = 0;
+  g_byte_array_set_size (priv->out, 0);
+  priv->out_offset = 0;
   return bytes;
 }
 
@@ -3229,9 +3461,11 @@ milter_client_context_shutdown (MilterClientContext *context)
 MilterClient *
 milter_client_context_get_client (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
 
-  return context->client;
+  return priv->client;
 }
 
 /**
@@ -3251,23 +3485,25 @@ milter_client_context_get_client (MilterClientContext *context)
 GIOStream *
 milter_client_context_get_stream (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
 
   /* A connection accepted by MilterClient is a bare descriptor until
    * someone asks for its stream. */
-  if (context->stream == NULL && context->fd >= 0 && !context->closing)
+  if (priv->stream == NULL && priv->fd >= 0 && !priv->closing)
     {
       g_autoptr(GError) error = NULL;
-      g_autoptr(GSocket) socket = g_socket_new_from_fd (context->fd, &error);
+      g_autoptr(GSocket) socket = g_socket_new_from_fd (priv->fd, &error);
 
       if (socket == NULL)
         {
           g_warning ("Cannot wrap the connection in a GSocket: %s", error->message);
           return NULL;
         }
-      context->stream = G_IO_STREAM (g_socket_connection_factory_create_connection (socket));
+      priv->stream = G_IO_STREAM (g_socket_connection_factory_create_connection (socket));
     }
-  return context->stream;
+  return priv->stream;
 }
 
 /* ---- public API: replies --------------------------------------------- */
@@ -3289,17 +3525,19 @@ void
 milter_client_context_reply (MilterClientContext *context,
                              MilterStatus         status)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
 
-  if (context->closing || context->finished)
+  if (priv->closing || priv->finished)
     return;
-  g_return_if_fail (context->reply_pending);
+  g_return_if_fail (priv->reply_pending);
 
-  if (context->current_step == STEP_NEGOTIATE)
+  if (priv->current_step == STEP_NEGOTIATE)
     g_signal_emit (context, response_signals[STEP_NEGOTIATE], 0,
-                   context->negotiate_option, context->negotiate_requests, status);
+                   priv->negotiate_option, priv->negotiate_requests, status);
   else
-    g_signal_emit (context, response_signals[context->current_step], 0, status);
+    g_signal_emit (context, response_signals[priv->current_step], 0, status);
 }
 
 /**
@@ -3316,18 +3554,21 @@ milter_client_context_reply (MilterClientContext *context,
 gboolean
 milter_client_context_is_reply_pending (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
 
-  return context->reply_pending && !context->closing;
+  return priv->reply_pending && !priv->closing;
 }
 
 /* Whether the MTA is waiting for a reply to the current event. */
 static gboolean
 mta_is_waiting (MilterClientContext *self)
 {
-  const StepInfo *info = &step_info[self->current_step];
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+  const StepInfo *info = &step_info[priv->current_step];
 
-  return self->in_step && !self->closing && info->replies && self->current_step != STEP_NEGOTIATE &&
+  return priv->in_step && !priv->closing && info->replies && priv->current_step != STEP_NEGOTIATE &&
          !(info->no_reply != 0 && step_enabled (self, info->no_reply));
 }
 
@@ -3350,6 +3591,8 @@ gboolean
 milter_client_context_progress (MilterClientContext  *context,
                                 GError              **error)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
 
   if (!mta_is_waiting (context))
@@ -3358,9 +3601,9 @@ milter_client_context_progress (MilterClientContext  *context,
                            "Progress can only be reported while the MTA waits for a reply");
       return FALSE;
     }
-  milter_encoder_encode_empty (context->out, 'p');
+  milter_encoder_encode_empty (priv->out, 'p');
   /* A keep-alive is useless unless it goes out now. */
-  if (context->reply_pending)
+  if (priv->reply_pending)
     wake_up (context);
   return TRUE;
 }
@@ -3369,8 +3612,10 @@ static void
 store_reply_code (MilterClientContext *self,
                   gchar               *reply)
 {
-  g_free (self->reply_code);
-  self->reply_code = reply;
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  g_free (priv->reply_code);
+  priv->reply_code = reply;
 }
 
 /**
@@ -3457,9 +3702,11 @@ milter_client_context_set_multiline_reply (MilterClientContext  *context,
 gchar *
 milter_client_context_format_reply (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
 
-  return g_strdup (context->reply_code);
+  return g_strdup (priv->reply_code);
 }
 
 /* ---- public API: modifications ---------------------------------------- */
@@ -3470,17 +3717,18 @@ can_modify (MilterClientContext  *self,
             const gchar          *what,
             GError              **error)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
   GFlagsClass *flags_class;
   GFlagsValue *flag;
 
-  if (self->closing || !self->in_step || self->current_step != STEP_END_OF_MESSAGE)
+  if (priv->closing || !priv->in_step || priv->current_step != STEP_END_OF_MESSAGE)
     {
       g_set_error (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_STATE,
                    "Cannot %s: modifications are only allowed while end-of-message is handled",
                    what);
       return FALSE;
     }
-  if ((milter_option_get_action (self->option) & action) == action)
+  if ((milter_option_get_action (priv->option) & action) == action)
     return TRUE;
   flags_class = g_type_class_ref (MILTER_TYPE_ACTION_FLAGS);
   flag = g_flags_get_first_value (flags_class, action);
@@ -3494,7 +3742,9 @@ can_modify (MilterClientContext  *self,
 static void
 modified (MilterClientContext *self)
 {
-  if (self->packet_buffer_size == 0 || output_pending (self) >= self->packet_buffer_size)
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (priv->packet_buffer_size == 0 || output_pending (self) >= priv->packet_buffer_size)
     schedule_flush (self);
 }
 
@@ -3577,13 +3827,15 @@ milter_client_context_add_header (MilterClientContext  *context,
                                   const gchar          *value,
                                   GError              **error)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
   g_return_val_if_fail (name != NULL && value != NULL, FALSE);
 
   if (!can_modify (context, MILTER_ACTION_ADD_HEADERS, "add a header", error) ||
       !check_header_name (name, error) || !check_header_value (value, error))
     return FALSE;
-  milter_encoder_encode_header (context->out, 'h', name, value);
+  milter_encoder_encode_header (priv->out, 'h', name, value);
   modified (context);
   return TRUE;
 }
@@ -3611,13 +3863,15 @@ milter_client_context_insert_header (MilterClientContext  *context,
                                      const gchar          *value,
                                      GError              **error)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
   g_return_val_if_fail (name != NULL && value != NULL, FALSE);
 
   if (!can_modify (context, MILTER_ACTION_ADD_HEADERS, "insert a header", error) ||
       !check_header_name (name, error) || !check_header_value (value, error))
     return FALSE;
-  milter_encoder_encode_indexed_header (context->out, 'i', index, name, value);
+  milter_encoder_encode_indexed_header (priv->out, 'i', index, name, value);
   modified (context);
   return TRUE;
 }
@@ -3646,6 +3900,8 @@ milter_client_context_change_header (MilterClientContext  *context,
                                      const gchar          *value,
                                      GError              **error)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
   g_return_val_if_fail (name != NULL, FALSE);
 
@@ -3653,7 +3909,7 @@ milter_client_context_change_header (MilterClientContext  *context,
                    value != NULL ? "change a header" : "delete a header", error) ||
       !check_header_name (name, error) || (value != NULL && !check_header_value (value, error)))
     return FALSE;
-  milter_encoder_encode_indexed_header (context->out, 'm', index, name, value != NULL ? value : "");
+  milter_encoder_encode_indexed_header (priv->out, 'm', index, name, value != NULL ? value : "");
   modified (context);
   return TRUE;
 }
@@ -3702,6 +3958,8 @@ milter_client_context_change_from (MilterClientContext  *context,
                                    const gchar          *parameters,
                                    GError              **error)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
   g_return_val_if_fail (from != NULL, FALSE);
 
@@ -3709,7 +3967,7 @@ milter_client_context_change_from (MilterClientContext  *context,
       !check_line ("sender", from, FALSE, error) ||
       (parameters != NULL && !check_line ("ESMTP parameters", parameters, TRUE, error)))
     return FALSE;
-  milter_encoder_encode_address_with_parameters (context->out, 'e', from, parameters);
+  milter_encoder_encode_address_with_parameters (priv->out, 'e', from, parameters);
   modified (context);
   return TRUE;
 }
@@ -3736,6 +3994,7 @@ milter_client_context_add_recipient (MilterClientContext  *context,
                                      const gchar          *parameters,
                                      GError              **error)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
   MilterActionFlags action = parameters != NULL ? MILTER_ACTION_ADD_RECIPIENT_WITH_PARAMETERS :
                                                   MILTER_ACTION_ADD_RECIPIENT;
 
@@ -3747,9 +4006,9 @@ milter_client_context_add_recipient (MilterClientContext  *context,
       (parameters != NULL && !check_line ("ESMTP parameters", parameters, TRUE, error)))
     return FALSE;
   if (parameters != NULL)
-    milter_encoder_encode_address_with_parameters (context->out, '2', recipient, parameters);
+    milter_encoder_encode_address_with_parameters (priv->out, '2', recipient, parameters);
   else
-    milter_encoder_encode_string (context->out, '+', recipient);
+    milter_encoder_encode_string (priv->out, '+', recipient);
   modified (context);
   return TRUE;
 }
@@ -3773,13 +4032,15 @@ milter_client_context_delete_recipient (MilterClientContext  *context,
                                         const gchar          *recipient,
                                         GError              **error)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
   g_return_val_if_fail (recipient != NULL, FALSE);
 
   if (!can_modify (context, MILTER_ACTION_DELETE_RECIPIENT, "delete a recipient", error) ||
       !check_line ("recipient", recipient, FALSE, error))
     return FALSE;
-  milter_encoder_encode_string (context->out, '-', recipient);
+  milter_encoder_encode_string (priv->out, '-', recipient);
   modified (context);
   return TRUE;
 }
@@ -3804,14 +4065,16 @@ milter_client_context_replace_body (MilterClientContext  *context,
                                     gsize                 body_size,
                                     GError              **error)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
   g_return_val_if_fail (body != NULL || body_size == 0, FALSE);
 
   if (!can_modify (context, MILTER_ACTION_CHANGE_BODY, "replace the body", error))
     return FALSE;
-  if (context->replacement_body == NULL)
-    context->replacement_body = g_byte_array_new ();
-  g_byte_array_append (context->replacement_body, (const guint8 *) body, (guint) body_size);
+  if (priv->replacement_body == NULL)
+    priv->replacement_body = g_byte_array_new ();
+  g_byte_array_append (priv->replacement_body, (const guint8 *) body, (guint) body_size);
   return TRUE;
 }
 
@@ -3863,13 +4126,15 @@ milter_client_context_quarantine (MilterClientContext  *context,
                                   const gchar          *reason,
                                   GError              **error)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
   g_return_val_if_fail (reason != NULL, FALSE);
 
   if (!can_modify (context, MILTER_ACTION_QUARANTINE, "quarantine", error) ||
       !check_line ("quarantine reason", reason, FALSE, error))
     return FALSE;
-  milter_encoder_encode_string (context->out, 'q', reason);
+  milter_encoder_encode_string (priv->out, 'q', reason);
   milter_client_context_set_quarantine_reason (context, reason);
   modified (context);
   return TRUE;
@@ -3937,15 +4202,17 @@ milter_client_context_get_macro (MilterClientContext *context,
 GHashTable *
 milter_client_context_get_macros (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
 
-  if (context->macros_cache == NULL)
+  if (priv->macros_cache == NULL)
     {
-      context->macros_cache = g_hash_table_new (g_str_hash, g_str_equal);
+      priv->macros_cache = g_hash_table_new (g_str_hash, g_str_equal);
       for (guint table = 0; table < N_MACRO_TABLES; table++)
-        add_macros_to (context->macros_cache, &context->macros[table], FALSE);
+        add_macros_to (priv->macros_cache, &priv->macros[table], FALSE);
     }
-  return context->macros_cache;
+  return priv->macros_cache;
 }
 
 static gint
@@ -4006,12 +4273,13 @@ GHashTable *
 milter_client_context_get_command_macros (MilterClientContext *context,
                                           MilterCommand        command)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
   GHashTable *macros;
 
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
 
   macros = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  add_macros_to (macros, &context->macros[macro_table_for ((gchar) command)], TRUE);
+  add_macros_to (macros, &priv->macros[macro_table_for ((gchar) command)], TRUE);
   return macros;
 }
 
@@ -4031,9 +4299,11 @@ milter_client_context_get_command_macros (MilterClientContext *context,
 const gchar * const *
 milter_client_context_get_esmtp_parameters (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
 
-  return (const gchar * const *) context->esmtp_parameters;
+  return (const gchar * const *) priv->esmtp_parameters;
 }
 
 /* ---- public API: storage ---------------------------------------------- */
@@ -4051,9 +4321,11 @@ milter_client_context_get_esmtp_parameters (MilterClientContext *context)
 gpointer
 milter_client_context_get_private_data (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
 
-  return context->private_data;
+  return priv->private_data;
 }
 
 /**
@@ -4074,13 +4346,15 @@ milter_client_context_set_private_data (MilterClientContext *context,
                                         gpointer             data,
                                         GDestroyNotify       destroy)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
 
-  if (data == context->private_data && destroy == context->private_data_destroy)
+  if (data == priv->private_data && destroy == priv->private_data_destroy)
     return;
   clear_private_data (context);
-  context->private_data = data;
-  context->private_data_destroy = destroy;
+  priv->private_data = data;
+  priv->private_data_destroy = destroy;
 }
 
 /**
@@ -4099,13 +4373,15 @@ milter_client_context_set_mail_transaction_shelf_value (MilterClientContext *con
                                                         const gchar         *key,
                                                         const gchar         *value)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
   g_return_if_fail (key != NULL);
 
   if (value == NULL)
-    g_hash_table_remove (context->shelf, key);
+    g_hash_table_remove (priv->shelf, key);
   else
-    g_hash_table_replace (context->shelf, g_strdup (key), g_strdup (value));
+    g_hash_table_replace (priv->shelf, g_strdup (key), g_strdup (value));
 }
 
 /**
@@ -4123,10 +4399,12 @@ const gchar *
 milter_client_context_get_mail_transaction_shelf_value (MilterClientContext *context,
                                                         const gchar         *key)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
   g_return_val_if_fail (key != NULL, NULL);
 
-  return g_hash_table_lookup (context->shelf, key);
+  return g_hash_table_lookup (priv->shelf, key);
 }
 
 /**
@@ -4142,9 +4420,11 @@ milter_client_context_get_mail_transaction_shelf_value (MilterClientContext *con
 GHashTable *
 milter_client_context_get_mail_transaction_shelf (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
 
-  return context->shelf;
+  return priv->shelf;
 }
 
 /**
@@ -4158,9 +4438,11 @@ milter_client_context_get_mail_transaction_shelf (MilterClientContext *context)
 void
 milter_client_context_clear_mail_transaction_shelf (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
 
-  g_hash_table_remove_all (context->shelf);
+  g_hash_table_remove_all (priv->shelf);
 }
 
 /**
@@ -4178,13 +4460,14 @@ milter_client_context_mail_transaction_shelf_foreach (MilterClientContext       
                                                       MilterClientMailTransactionShelfFunc func,
                                                       gpointer                             user_data)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
   GHashTableIter iter;
   gpointer key, value;
 
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
   g_return_if_fail (func != NULL);
 
-  g_hash_table_iter_init (&iter, context->shelf);
+  g_hash_table_iter_init (&iter, priv->shelf);
   while (g_hash_table_iter_next (&iter, &key, &value))
     func (key, value, user_data);
 }
@@ -4221,9 +4504,11 @@ milter_client_context_reset_message_related_data (MilterClientContext *context)
 MilterClientContextState
 milter_client_context_get_state (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), MILTER_CLIENT_CONTEXT_STATE_INVALID);
 
-  return context->state;
+  return priv->state;
 }
 
 /**
@@ -4258,9 +4543,11 @@ milter_client_context_set_state (MilterClientContext     *context,
 MilterClientContextState
 milter_client_context_get_last_state (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), MILTER_CLIENT_CONTEXT_STATE_INVALID);
 
-  return context->last_state;
+  return priv->last_state;
 }
 
 /**
@@ -4276,9 +4563,11 @@ milter_client_context_get_last_state (MilterClientContext *context)
 MilterStatus
 milter_client_context_get_status (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), MILTER_STATUS_DEFAULT);
 
-  return context->status;
+  return priv->status;
 }
 
 /**
@@ -4294,11 +4583,13 @@ void
 milter_client_context_set_status (MilterClientContext *context,
                                   MilterStatus         status)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
 
-  if (context->status == status)
+  if (priv->status == status)
     return;
-  context->status = status;
+  priv->status = status;
   g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_STATUS]);
 }
 
@@ -4316,9 +4607,11 @@ milter_client_context_set_status (MilterClientContext *context,
 MilterOption *
 milter_client_context_get_option (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
 
-  return context->option;
+  return priv->option;
 }
 
 /**
@@ -4335,14 +4628,16 @@ void
 milter_client_context_set_option (MilterClientContext *context,
                                   MilterOption        *option)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
 
-  g_clear_pointer (&context->option, milter_option_free);
+  g_clear_pointer (&priv->option, milter_option_free);
   if (option != NULL)
     {
-      context->option = milter_option_copy (option);
-      if (context->position == AT_START)
-        context->position = AT_NEGOTIATE;
+      priv->option = milter_option_copy (option);
+      if (priv->position == AT_START)
+        priv->position = AT_NEGOTIATE;
     }
   compute_allowed_positions (context);
   g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_OPTION]);
@@ -4363,9 +4658,11 @@ milter_client_context_set_option (MilterClientContext *context,
 MilterMessageResult *
 milter_client_context_get_message_result (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
 
-  return context->message_result;
+  return priv->message_result;
 }
 
 /**
@@ -4381,9 +4678,11 @@ milter_client_context_get_message_result (MilterClientContext *context)
 const gchar *
 milter_client_context_get_quarantine_reason (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), NULL);
 
-  return context->quarantine_reason;
+  return priv->quarantine_reason;
 }
 
 /**
@@ -4400,12 +4699,14 @@ void
 milter_client_context_set_quarantine_reason (MilterClientContext *context,
                                              const gchar         *reason)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
 
-  if (g_strcmp0 (context->quarantine_reason, reason) == 0)
+  if (g_strcmp0 (priv->quarantine_reason, reason) == 0)
     return;
-  g_free (context->quarantine_reason);
-  context->quarantine_reason = g_strdup (reason);
+  g_free (priv->quarantine_reason);
+  priv->quarantine_reason = g_strdup (reason);
   g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_QUARANTINE_REASON]);
 }
 
@@ -4422,9 +4723,11 @@ milter_client_context_set_quarantine_reason (MilterClientContext *context,
 guint
 milter_client_context_get_timeout (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), 0);
 
-  return context->timeout;
+  return priv->timeout;
 }
 
 /**
@@ -4440,11 +4743,13 @@ void
 milter_client_context_set_timeout (MilterClientContext *context,
                                    guint                timeout)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
 
-  if (context->timeout == timeout)
+  if (priv->timeout == timeout)
     return;
-  context->timeout = timeout;
+  priv->timeout = timeout;
   if (has_transport (context))
     arm_timeout (context);
   g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_TIMEOUT]);
@@ -4463,9 +4768,11 @@ milter_client_context_set_timeout (MilterClientContext *context,
 guint
 milter_client_context_get_packet_buffer_size (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), 0);
 
-  return context->packet_buffer_size;
+  return priv->packet_buffer_size;
 }
 
 /**
@@ -4481,11 +4788,13 @@ void
 milter_client_context_set_packet_buffer_size (MilterClientContext *context,
                                               guint                size)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
 
-  if (context->packet_buffer_size == size)
+  if (priv->packet_buffer_size == size)
     return;
-  context->packet_buffer_size = size;
+  priv->packet_buffer_size = size;
   g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_PACKET_BUFFER_SIZE]);
 }
 
@@ -4502,9 +4811,11 @@ milter_client_context_set_packet_buffer_size (MilterClientContext *context,
 gboolean
 milter_client_context_get_use_bytes (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
 
-  return context->use_bytes;
+  return priv->use_bytes;
 }
 
 /**
@@ -4520,12 +4831,14 @@ void
 milter_client_context_set_use_bytes (MilterClientContext *context,
                                      gboolean             use_bytes)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
 
   use_bytes = !!use_bytes;
-  if (context->use_bytes == use_bytes)
+  if (priv->use_bytes == use_bytes)
     return;
-  context->use_bytes = use_bytes;
+  priv->use_bytes = use_bytes;
   g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_USE_BYTES]);
 }
 
@@ -4542,9 +4855,11 @@ milter_client_context_set_use_bytes (MilterClientContext *context,
 guint
 milter_client_context_get_max_packet_length (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), 0);
 
-  return (guint) milter_decoder_get_max_packet_length (context->decoder);
+  return (guint) milter_decoder_get_max_packet_length (priv->decoder);
 }
 
 /**
@@ -4560,12 +4875,14 @@ void
 milter_client_context_set_max_packet_length (MilterClientContext *context,
                                              guint                length)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
   g_return_if_fail (length >= 1);
 
-  if (milter_decoder_get_max_packet_length (context->decoder) == length)
+  if (milter_decoder_get_max_packet_length (priv->decoder) == length)
     return;
-  milter_decoder_set_max_packet_length (context->decoder, length);
+  milter_decoder_set_max_packet_length (priv->decoder, length);
   g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_MAX_PACKET_LENGTH]);
 }
 
@@ -4582,9 +4899,11 @@ milter_client_context_set_max_packet_length (MilterClientContext *context,
 guint
 milter_client_context_get_max_headers (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), 0);
 
-  return context->max_headers;
+  return priv->max_headers;
 }
 
 /**
@@ -4600,11 +4919,13 @@ void
 milter_client_context_set_max_headers (MilterClientContext *context,
                                        guint                max_headers)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
 
-  if (context->max_headers == max_headers)
+  if (priv->max_headers == max_headers)
     return;
-  context->max_headers = max_headers;
+  priv->max_headers = max_headers;
   g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_MAX_HEADERS]);
 }
 
@@ -4621,9 +4942,11 @@ milter_client_context_set_max_headers (MilterClientContext *context,
 guint
 milter_client_context_get_max_macros (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), 0);
 
-  return context->max_macros;
+  return priv->max_macros;
 }
 
 /**
@@ -4639,12 +4962,14 @@ void
 milter_client_context_set_max_macros (MilterClientContext *context,
                                       guint                max_macros)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
 
-  if (context->max_macros == max_macros)
+  if (priv->max_macros == max_macros)
     return;
-  context->max_macros = max_macros;
-  milter_decoder_set_max_macros (context->decoder, max_macros);
+  priv->max_macros = max_macros;
+  milter_decoder_set_max_macros (priv->decoder, max_macros);
   g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_MAX_MACROS]);
 }
 
@@ -4661,9 +4986,11 @@ milter_client_context_set_max_macros (MilterClientContext *context,
 MilterStatus
 milter_client_context_get_fallback_status (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), MILTER_STATUS_CONTINUE);
 
-  return context->fallback_status;
+  return priv->fallback_status;
 }
 
 static gboolean
@@ -4689,12 +5016,14 @@ void
 milter_client_context_set_fallback_status (MilterClientContext *context,
                                            MilterStatus         status)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
   g_return_if_fail (is_verdict (status));
 
-  if (context->fallback_status == status)
+  if (priv->fallback_status == status)
     return;
-  context->fallback_status = status;
+  priv->fallback_status = status;
   g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_FALLBACK_STATUS]);
 }
 
@@ -4712,11 +5041,13 @@ milter_client_context_set_fallback_status (MilterClientContext *context,
 guint
 milter_client_context_get_n_processing_sessions (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), 0);
 
-  if (context->client != NULL)
-    return milter_client_get_n_processing_sessions (context->client);
-  return context->finished ? 0 : 1;
+  if (priv->client != NULL)
+    return milter_client_get_n_processing_sessions (priv->client);
+  return priv->finished ? 0 : 1;
 }
 
 /**
@@ -4733,7 +5064,9 @@ milter_client_context_get_n_processing_sessions (MilterClientContext *context)
 gboolean
 milter_client_context_is_finished (MilterClientContext *context)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
 
-  return context->finished;
+  return priv->finished;
 }

@@ -29,7 +29,91 @@ typedef struct _MilterClient MilterClient;
 #endif
 
 MILTER_AVAILABLE_IN_ALL
-G_DECLARE_FINAL_TYPE (MilterClientContext, milter_client_context, MILTER, CLIENT_CONTEXT, GObject)
+G_DECLARE_DERIVABLE_TYPE (MilterClientContext, milter_client_context, MILTER, CLIENT_CONTEXT, GObject)
+
+/**
+ * MilterClientContextClass:
+ * @parent_class: the parent class
+ * @negotiate: class handler of #MilterClientContext::negotiate
+ * @define_macro: class handler of #MilterClientContext::define-macro
+ * @connect: class handler of #MilterClientContext::connect
+ * @helo: class handler of #MilterClientContext::helo
+ * @envelope_from: class handler of #MilterClientContext::envelope-from
+ * @envelope_recipient: class handler of #MilterClientContext::envelope-recipient
+ * @data: class handler of #MilterClientContext::data
+ * @unknown: class handler of #MilterClientContext::unknown
+ * @header: class handler of #MilterClientContext::header
+ * @end_of_header: class handler of #MilterClientContext::end-of-header
+ * @body: class handler of #MilterClientContext::body
+ * @body_bytes: class handler of #MilterClientContext::body-bytes
+ * @end_of_message: class handler of #MilterClientContext::end-of-message
+ * @end_of_message_bytes: class handler of #MilterClientContext::end-of-message-bytes
+ * @abort: class handler of #MilterClientContext::abort
+ * @timeout: class handler of #MilterClientContext::timeout
+ * @message_processed: class handler of #MilterClientContext::message-processed
+ * @finished: class handler of #MilterClientContext::finished
+ * @error: class handler of #MilterClientContext::error
+ *
+ * The class of #MilterClientContext. A subclass that sets these methods
+ * handles its events without connecting a handler per connection (give
+ * its type to #MilterClient:context-type), which is the cheapest way to
+ * write a filter. A method that is set counts as a handler: the event is
+ * negotiated with the MTA. While no signal handler is connected, the
+ * method is called directly, without an emission (emission hooks then do
+ * not run). Handlers connected to the signal run before the method, and a
+ * decisive status from one of them stops the emission, as with any
+ * run-last signal.
+ *
+ * Since: 1.0
+ */
+struct _MilterClientContextClass
+{
+  GObjectClass parent_class;
+
+  /*< public >*/
+  MilterStatus (*negotiate)            (MilterClientContext      *context,
+                                        MilterOption             *option,
+                                        MilterMacrosRequests     *macros_requests);
+  void         (*define_macro)         (MilterClientContext      *context,
+                                        MilterCommand             command);
+  MilterStatus (*connect)              (MilterClientContext      *context,
+                                        const gchar              *host_name,
+                                        GSocketAddress           *address);
+  MilterStatus (*helo)                 (MilterClientContext      *context,
+                                        const gchar              *fqdn);
+  MilterStatus (*envelope_from)        (MilterClientContext      *context,
+                                        const gchar              *from);
+  MilterStatus (*envelope_recipient)   (MilterClientContext      *context,
+                                        const gchar              *recipient);
+  MilterStatus (*data)                 (MilterClientContext      *context);
+  MilterStatus (*unknown)              (MilterClientContext      *context,
+                                        const gchar              *command);
+  MilterStatus (*header)               (MilterClientContext      *context,
+                                        const gchar              *name,
+                                        const gchar              *value);
+  MilterStatus (*end_of_header)        (MilterClientContext      *context);
+  MilterStatus (*body)                 (MilterClientContext      *context,
+                                        const gchar              *chunk,
+                                        guint64                   size);
+  MilterStatus (*body_bytes)           (MilterClientContext      *context,
+                                        GBytes                   *chunk);
+  MilterStatus (*end_of_message)       (MilterClientContext      *context,
+                                        const gchar              *chunk,
+                                        guint64                   size);
+  MilterStatus (*end_of_message_bytes) (MilterClientContext      *context,
+                                        GBytes                   *chunk);
+  MilterStatus (*abort)                (MilterClientContext      *context,
+                                        MilterClientContextState  state);
+  void         (*timeout)              (MilterClientContext      *context);
+  void         (*message_processed)    (MilterClientContext      *context,
+                                        MilterMessageResult      *result);
+  void         (*finished)             (MilterClientContext      *context);
+  void         (*error)                (MilterClientContext      *context,
+                                        const GError             *error);
+
+  /*< private >*/
+  gpointer padding[8];
+};
 
 /**
  * MILTER_CLIENT_CONTEXT_ERROR:

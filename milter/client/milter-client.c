@@ -129,6 +129,7 @@ struct _MilterClient
   guint timeout;
   guint packet_buffer_size;
   gboolean use_bytes;
+  GType context_type;
   guint max_packet_length;
   guint max_headers;
   guint max_macros;
@@ -186,6 +187,7 @@ enum {
   PROP_PID_FILE,
   PROP_N_PROCESSING_SESSIONS,
   PROP_FALLBACK_STATUS,
+  PROP_CONTEXT_TYPE,
   N_PROPS
 };
 
@@ -807,6 +809,9 @@ milter_client_get_property (GObject    *object,
     case PROP_USE_BYTES:
       g_value_set_boolean (value, self->use_bytes);
       break;
+    case PROP_CONTEXT_TYPE:
+      g_value_set_gtype (value, self->context_type);
+      break;
     case PROP_MAX_PACKET_LENGTH:
       g_value_set_uint (value, self->max_packet_length);
       break;
@@ -887,6 +892,13 @@ milter_client_set_property (GObject      *object,
       break;
     case PROP_USE_BYTES:
       self->use_bytes = g_value_get_boolean (value);
+      break;
+    case PROP_CONTEXT_TYPE:
+      if (self->context_type != g_value_get_gtype (value))
+        {
+          self->context_type = g_value_get_gtype (value);
+          g_object_notify_by_pspec (object, pspec);
+        }
       break;
     case PROP_MAX_PACKET_LENGTH:
       set_uint (self, &self->max_packet_length, g_value_get_uint (value), prop_id);
@@ -989,6 +1001,20 @@ install_properties (GObjectClass *object_class)
   properties[PROP_USE_BYTES] =
     g_param_spec_boolean ("use-bytes", "Use bytes", "Whether only the GBytes chunk signals are emitted",
                           FALSE, rw);
+
+  /**
+   * MilterClient:context-type:
+   *
+   * The type of the #MilterClientContext made for each connection: a
+   * subclass whose class methods handle the events, so that nothing needs
+   * connecting per connection. #MilterClient::connection-established is
+   * emitted for it as for any context.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_CONTEXT_TYPE] =
+    g_param_spec_gtype ("context-type", "Context type", "The type of the contexts made for connections",
+                        MILTER_TYPE_CLIENT_CONTEXT, rw);
 
   /**
    * MilterClient:max-packet-length:
@@ -1279,6 +1305,7 @@ milter_client_init (MilterClient *self)
   self->max_headers = 10000;
   self->max_macros = MILTER_DECODER_DEFAULT_MAX_MACROS;
   self->fallback_status = MILTER_STATUS_CONTINUE;
+  self->context_type = MILTER_TYPE_CLIENT_CONTEXT;
   self->unix_socket_mode = DEFAULT_UNIX_SOCKET_MODE;
   self->remove_unix_socket_on_close = TRUE;
   self->shutdown_grace_period = DEFAULT_GRACE_PERIOD;
@@ -1510,7 +1537,7 @@ serve (MilterClient  *client,
   MilterClientContext *context;
 
   ignore_sigpipe ();
-  context = milter_client_context_new (client);
+  context = g_object_new (client->context_type, "client", client, NULL);
   milter_client_context_set_timeout (context, client->timeout);
   milter_client_context_set_packet_buffer_size (context, client->packet_buffer_size);
   milter_client_context_set_use_bytes (context, client->use_bytes);

@@ -612,6 +612,41 @@ class TestFailingHandlers(FilterTestCase):
         self.assertEqual(self.take_handler_errors(), [RuntimeError])
 
 
+class HeloContext(Milter.ClientContext):
+    """A filter as a subclass: virtual methods instead of handlers (it is
+    made from C, so no __init__ runs)."""
+    seen = []
+
+    def do_helo(self, fqdn):
+        HeloContext.seen.append((type(self).__name__, fqdn))
+        if fqdn == "raise.example":
+            raise RuntimeError("method bug")
+        return Status.REJECT
+
+
+class TestSubclass(FilterTestCase):
+    def setUp(self):
+        super().setUp()
+        HeloContext.seen = []
+        self.client.props.context_type = HeloContext
+
+    def test_a_virtual_method_gives_the_verdict(self):
+        self.assertEqual(self.client.props.context_type, HeloContext.__gtype__)
+        mta = self.mta()
+        self.assertEqual(mta.open(), ("helo", Status.REJECT))
+        mta.quit()
+        self.assertIsInstance(self.contexts[0], HeloContext)
+        self.assertEqual(len(HeloContext.seen), 1)
+        self.assertEqual(HeloContext.seen[0], ("HeloContext", "client.example"))
+
+    def test_a_raising_method_has_no_opinion(self):
+        self.client.props.fallback_status = Status.TEMPORARY_FAILURE
+        mta = self.mta()
+        self.assertEqual(mta.open(helo="raise.example"), ("helo", Status.TEMPORARY_FAILURE))
+        mta.quit()
+        self.assertEqual(self.take_handler_errors(), [RuntimeError])
+
+
 class TestCommandLine(unittest.TestCase):
     def test_options_are_taken_and_the_rest_stays(self):
         client = Milter.Client.new()
