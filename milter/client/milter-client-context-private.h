@@ -23,4 +23,13 @@ void milter_client_context_start_socket (MilterClientContext *context,
 /* Bytes of replies waiting to be written (tests check it stays bounded). */
 gsize milter_client_context_get_output_size (MilterClientContext *context);
 
+/* Called at the end of each session, after the finished signal and the
+ * private data are done with: how MilterClient keeps count of its
+ * sessions without connecting a handler to each context. */
+typedef void (*MilterClientContextFinishedFunc) (MilterClientContext *context,
+                                                 gpointer             user_data);
+void milter_client_context_set_finished_func (MilterClientContext            *context,
+                                              MilterClientContextFinishedFunc func,
+                                              gpointer                        user_data);
+
 G_END_DECLS

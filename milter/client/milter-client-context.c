@@ -324,6 +324,8 @@ struct _MilterClientContextPrivate
   GHashTable *macros_cache;  /* for get_macros(); NULL when stale */
 
   gpointer private_data;
+  MilterClientContextFinishedFunc finished_func;  /* the client's bookkeeping */
+  gpointer finished_data;
   GDestroyNotify private_data_destroy;
 
   /* Settings */
@@ -1481,8 +1483,12 @@ emit_finished (MilterClientContext *self)
       finish_message (self, MILTER_STATUS_ABORT);
     }
   set_state (self, MILTER_CLIENT_CONTEXT_STATE_FINISHED);
+  g_object_ref (self);  /* the finished func may drop the owner's reference */
   g_signal_emit (self, signals[SIGNAL_FINISHED], 0);
   clear_private_data (self);
+  if (priv->finished_func != NULL)
+    priv->finished_func (self, priv->finished_data);
+  g_object_unref (self);
 }
 
 static void
@@ -3256,6 +3262,17 @@ milter_client_context_init (MilterClientContext *self)
   priv->fd = -1;
   priv->deadline = -1;
   create_source (self);
+}
+
+void
+milter_client_context_set_finished_func (MilterClientContext            *context,
+                                         MilterClientContextFinishedFunc func,
+                                         gpointer                        user_data)
+{
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
+  priv->finished_func = func;
+  priv->finished_data = user_data;
 }
 
 /* ---- public API: session -------------------------------------------- */

@@ -696,7 +696,7 @@ on_session_finished (MilterClientContext *context,
   /* 'K' starts another session on the same connection: keep it. */
   if (!milter_client_context_is_finished (context))
     return;
-  g_signal_handlers_disconnect_by_func (context, on_session_finished, self);
+  milter_client_context_set_finished_func (context, NULL, NULL);
   g_ptr_array_remove_fast (self->sessions, context);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_PROCESSING_SESSIONS]);
   update_accepting (self);
@@ -727,8 +727,7 @@ milter_client_dispose (GObject *object)
       self->grace_id = 0;
     }
   for (guint i = 0; i < self->sessions->len; i++)
-    g_signal_handlers_disconnect_by_func (g_ptr_array_index (self->sessions, i),
-                                          on_session_finished, self);
+    milter_client_context_set_finished_func (g_ptr_array_index (self->sessions, i), NULL, NULL);
   g_ptr_array_set_size (self->sessions, 0);
   g_ptr_array_set_size (self->listeners, 0);
   g_clear_pointer (&self->workers, milter_workers_free);
@@ -1546,7 +1545,7 @@ serve (MilterClient  *client,
   milter_client_context_set_max_macros (context, client->max_macros);
   milter_client_context_set_fallback_status (context, client->fallback_status);
   g_ptr_array_add (client->sessions, context);
-  g_signal_connect (context, "finished", G_CALLBACK (on_session_finished), client);
+  milter_client_context_set_finished_func (context, on_session_finished, client);
   g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_N_PROCESSING_SESSIONS]);
   g_signal_emit (client, signals[SIGNAL_CONNECTION_ESTABLISHED], 0, context);
 
