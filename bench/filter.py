@@ -3,11 +3,13 @@
 """filter.py: the benchmark filter on milter-glib through GObject-Introspection.
 
   GI_TYPELIB_PATH=BUILD/milter LD_LIBRARY_PATH=BUILD/milter \
-    /usr/bin/python3 bench/filter.py unix:PATH [--eom-only]
+    /usr/bin/python3 bench/filter.py unix:PATH [--eom-only] [--signals]
 
 Handlers for every event, a small per-connection state counting headers and
 body bytes, one header added at end-of-message, continue everywhere.
---eom-only connects only an end-of-message handler. Not part of the library.
+--eom-only handles only end-of-message. The handlers are the virtual
+methods of a Milter.ClientContext subclass; with --signals, signal handlers
+connected to each connection's context. Not part of the library.
 """
 
 import sys
@@ -102,14 +104,74 @@ def on_connection_established(client, context, eom_only):
     context.connect("finished", on_finished, state)
 
 
+class BenchContext(Milter.ClientContext):
+    """The same filter as a subclass: virtual methods, the state in the
+    instance (made from C: no __init__ runs, so class defaults)."""
+    messages = 0
+    headers = 0
+    body_bytes = 0
+    in_message = False
+
+    def do_connect(self, host_name, address):
+        return CONTINUE
+
+    def do_helo(self, fqdn):
+        return CONTINUE
+
+    def do_envelope_from(self, sender):
+        self.headers = 0
+        self.body_bytes = 0
+        self.in_message = True
+        return CONTINUE
+
+    def do_envelope_recipient(self, recipient):
+        return CONTINUE
+
+    def do_data(self):
+        return CONTINUE
+
+    def do_header(self, name, value):
+        self.headers += 1
+        return CONTINUE
+
+    def do_end_of_header(self):
+        return CONTINUE
+
+    def do_body_bytes(self, chunk):
+        self.body_bytes += chunk.get_size()
+        return CONTINUE
+
+    def do_end_of_message_bytes(self, chunk):
+        self.messages += 1
+        self.in_message = False
+        self.add_header("X-Bench", "python")
+        return CONTINUE
+
+    def do_abort(self, last_state):
+        self.in_message = False
+        return CONTINUE
+
+    def do_finished(self):
+        self.in_message = False
+
+
+class EomOnlyContext(Milter.ClientContext):
+    def do_end_of_message_bytes(self, chunk):
+        self.add_header("X-Bench", "python")
+        return CONTINUE
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     eom_only = "--eom-only" in sys.argv[1:]
     if len(args) != 1:
-        sys.exit("usage: filter.py unix:PATH [--eom-only]")
+        sys.exit("usage: filter.py unix:PATH [--eom-only] [--signals]")
     client = Milter.Client.new()
     client.set_connection_spec(args[0])
-    client.connect("connection-established", on_connection_established, eom_only)
+    if "--signals" in sys.argv[1:]:
+        client.connect("connection-established", on_connection_established, eom_only)
+    else:
+        client.props.context_type = EomOnlyContext if eom_only else BenchContext
     client.run()
 
 
