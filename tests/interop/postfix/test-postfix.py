@@ -659,11 +659,19 @@ def case_load(env, n_sessions=20, n_messages=50):
         check_equal({e[6] for e in eoms}, {"1"}, "recipients per message")
 
 
+# Warnings about the machine, not about the milter: on a virtual machine
+# whose clock steps, Postfix's cleanup finds queue files stamped "in the
+# future" (seen in CI).
+MACHINE_WARNINGS = re.compile(r"warning: (file system clock is -?\d+ seconds? ahead of local clock"
+                              r"|resetting file time stamps - this hurts performance)")
+
+
 def check_postfix_log(env, start):
     """Postfix logs every milter I/O error, timeout or protocol complaint as
     a warning (or worse)."""
     problems = [line for line in env.postfix.log(start).splitlines()
-                if re.search(r"\b(warning|error|fatal|panic):", line)]
+                if re.search(r"\b(warning|error|fatal|panic):", line)
+                and not MACHINE_WARNINGS.search(line)]
     check(not problems, "Postfix logged problems", *problems[:20])
 
 
