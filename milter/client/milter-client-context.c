@@ -471,12 +471,20 @@ static const guint16 class_offsets[N_SIGNALS] = {
 #undef OFFSET
 };
 
+/* The class method of a signal, or NULL. */
+static gpointer
+class_method (MilterClientContext *self,
+              guint                signal_index)
+{
+  return G_STRUCT_MEMBER (gpointer, MILTER_CLIENT_CONTEXT_GET_CLASS (self),
+                          class_offsets[signal_index]);
+}
+
 static gboolean
 has_class_method (MilterClientContext *self,
                   guint                signal_index)
 {
-  return G_STRUCT_MEMBER (gpointer, MILTER_CLIENT_CONTEXT_GET_CLASS (self),
-                          class_offsets[signal_index]) != NULL;
+  return class_method (self, signal_index) != NULL;
 }
 
 /* An event is handled when a subclass set its class method or a handler
@@ -1345,6 +1353,13 @@ handle_end_of_header (MilterClientContext *self,
  * GBytes form if nobody decided yet. The chunk is NUL-terminated in place
  * for the string form (the decoder keeps a spare byte after every
  * payload) so a binding reading it as a string cannot run past it. */
+/* The class methods of the chunk signals: body and end-of-message alike. */
+typedef MilterStatus (*StringChunkMethod) (MilterClientContext *context,
+                                           const gchar         *chunk,
+                                           guint64              size);
+typedef MilterStatus (*BytesChunkMethod) (MilterClientContext *context,
+                                          GBytes              *chunk);
+
 static MilterStatus
 emit_chunk (MilterClientContext *self,
             guint                string_index,
@@ -1353,7 +1368,6 @@ emit_chunk (MilterClientContext *self,
             gboolean             nullable)
 {
   MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
-  MilterClientContextClass *klass = MILTER_CLIENT_CONTEXT_GET_CLASS (self);
   MilterStatus status = MILTER_STATUS_DEFAULT;
 
   if (!priv->use_bytes && is_handled (self, string_index))
@@ -1364,9 +1378,8 @@ emit_chunk (MilterClientContext *self,
 
       data[packet->size] = '\0';
       if (only_class_method (self, string_index))
-        status = accumulated (string_index == SIGNAL_BODY ?
-                              klass->body (self, chunk, packet->size) :
-                              klass->end_of_message (self, chunk, packet->size));
+        status = accumulated (((StringChunkMethod) class_method (self, string_index))
+                              (self, chunk, packet->size));
       else
         g_signal_emit (self, signals[string_index], 0, chunk, (guint64) packet->size, &status);
       data[packet->size] = saved;
@@ -1378,9 +1391,7 @@ emit_chunk (MilterClientContext *self,
       if (!nullable || packet->size > 0)
         bytes = milter_decoder_get_payload_bytes (priv->decoder);
       if (only_class_method (self, bytes_index))
-        status = accumulated (bytes_index == SIGNAL_BODY_BYTES ?
-                              klass->body_bytes (self, bytes) :
-                              klass->end_of_message_bytes (self, bytes));
+        status = accumulated (((BytesChunkMethod) class_method (self, bytes_index)) (self, bytes));
       else
         g_signal_emit (self, signals[bytes_index], 0, bytes, &status);
     }
