@@ -12,6 +12,11 @@
  * of the driver's NR handling). --skip-body answers SKIP to the first body
  * chunk (a test of the driver's SKIP handling). SIGTERM/SIGINT end it.
  * Not part of the library; built by bench/run.
+ *
+ * Built with -DCEILING_GLIB, the same code waits on GLib's main loop
+ * instead of epoll (one GSource per connection, one for the listening
+ * socket, one for the signals, as in the library): what the main loop
+ * alone costs per message.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -25,6 +30,10 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+#ifdef CEILING_GLIB
+#include <glib.h>
+#include <glib-unix.h>
+#endif
 
 #define MAX_PACKET (1024 * 1024 + 16)
 #define NO_ALL 0x000003ffu /* NOCONNECT..NODATA incl. NR_HDR, without SKIP */
@@ -40,18 +49,15 @@ typedef struct {
   int want_out;
   unsigned long headers, body_bytes, messages;
   uint32_t steps;
+  void *watch;
 } Conn;
 
-static volatile sig_atomic_t stop;
 static int eom_only, no_reply, skip_body;
-static int epfd;
+static int lfd;
 
-static void
-on_signal (int sig)
-{
-  (void) sig;
-  stop = 1;
-}
+static void watch_add (int fd, Conn *c);
+static void watch_set_output (Conn *c, int want);
+static void watch_remove (Conn *c);
 
 static void
 out_reserve (Conn *c, size_t n)
@@ -92,7 +98,7 @@ cont (Conn *c, uint32_t nr_bit)
 static void
 conn_free (Conn *c)
 {
-  epoll_ctl (epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  watch_remove (c);
   close (c->fd);
   free (c->in);
   free (c->out);
@@ -183,8 +189,7 @@ flush_out (Conn *c)
   int want = c->out_len > 0;
   if (want != c->want_out)
     {
-      struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = c };
-      epoll_ctl (epfd, EPOLL_CTL_MOD, c->fd, &ev);
+      watch_set_output (c, want);
       c->want_out = want;
     }
   return 0;
@@ -255,6 +260,159 @@ readable (Conn *c)
     }
 }
 
+/* One readiness report: c is NULL for the listening socket. */
+static void
+on_event (Conn *c, int in, int out)
+{
+  if (c == NULL)
+    {
+      for (;;)
+        {
+          int fd = accept4 (lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+          if (fd < 0)
+            break;
+          c = calloc (1, sizeof *c);
+          c->fd = fd;
+          watch_add (fd, c);
+        }
+      return;
+    }
+  if (out && flush_out (c) < 0)
+    {
+      conn_free (c);
+      return;
+    }
+  if (in)
+    readable (c);
+}
+
+#ifndef CEILING_GLIB
+static volatile sig_atomic_t stop;
+static int epfd;
+
+static void
+on_signal (int sig)
+{
+  (void) sig;
+  stop = 1;
+}
+
+static void
+watch_add (int fd, Conn *c)
+{
+  struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+  epoll_ctl (epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static void
+watch_set_output (Conn *c, int want)
+{
+  struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = c };
+  epoll_ctl (epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void
+watch_remove (Conn *c)
+{
+  epoll_ctl (epfd, EPOLL_CTL_DEL, c->fd, NULL);
+}
+
+static int
+run_loop (void)
+{
+  struct sigaction act = { .sa_handler = on_signal };
+  struct epoll_event evs[256];
+
+  sigaction (SIGTERM, &act, NULL);
+  sigaction (SIGINT, &act, NULL);
+  epfd = epoll_create1 (EPOLL_CLOEXEC);
+  watch_add (lfd, NULL);
+  while (!stop)
+    {
+      int n = epoll_wait (epfd, evs, 256, -1);
+      if (n < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          perror ("epoll_wait");
+          return 1;
+        }
+      for (int i = 0; i < n; i++)
+        on_event (evs[i].data.ptr, evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR),
+                  evs[i].events & EPOLLOUT);
+    }
+  return 0;
+}
+#else
+typedef struct {
+  GSource parent;
+  Conn *conn;
+  gpointer tag;
+} FdSource;
+
+static gboolean
+fd_source_dispatch (GSource *source, GSourceFunc callback, gpointer data)
+{
+  FdSource *self = (FdSource *) source;
+  GIOCondition revents = g_source_query_unix_fd (source, self->tag);
+
+  on_event (self->conn, (revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) != 0, (revents & G_IO_OUT) != 0);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs fd_source_funcs = { NULL, NULL, fd_source_dispatch, NULL, NULL, NULL };
+
+static void
+watch_add (int fd, Conn *c)
+{
+  GSource *source = g_source_new (&fd_source_funcs, sizeof (FdSource));
+
+  ((FdSource *) source)->conn = c;
+  ((FdSource *) source)->tag = g_source_add_unix_fd (source, fd, G_IO_IN);
+  /* GLib blocks a source that cannot recurse while it dispatches, which
+   * wakes the main context up once more per dispatch: the library does
+   * the same. */
+  g_source_set_can_recurse (source, TRUE);
+  g_source_attach (source, NULL);
+  if (c != NULL)
+    c->watch = source;
+}
+
+static void
+watch_set_output (Conn *c, int want)
+{
+  FdSource *source = c->watch;
+
+  g_source_modify_unix_fd (c->watch, source->tag, G_IO_IN | (want ? G_IO_OUT : 0));
+}
+
+static void
+watch_remove (Conn *c)
+{
+  g_source_destroy (c->watch);
+  g_source_unref (c->watch);
+}
+
+static gboolean
+on_signal (gpointer loop)
+{
+  g_main_loop_quit (loop);
+  return G_SOURCE_CONTINUE;
+}
+
+static int
+run_loop (void)
+{
+  GMainLoop *loop = g_main_loop_new (NULL, FALSE);
+
+  /* One signal source, as the library has (bench/run stops it with SIGTERM). */
+  g_unix_signal_add (SIGTERM, on_signal, loop);
+  watch_add (lfd, NULL);
+  g_main_loop_run (loop);
+  return 0;
+}
+#endif
+
 int
 main (int argc, char **argv)
 {
@@ -276,11 +434,8 @@ main (int argc, char **argv)
       return 2;
     }
   signal (SIGPIPE, SIG_IGN);
-  struct sigaction act = { .sa_handler = on_signal };
-  sigaction (SIGTERM, &act, NULL);
-  sigaction (SIGINT, &act, NULL);
 
-  int lfd = socket (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  lfd = socket (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   strncpy (sa.sun_path, path, sizeof sa.sun_path - 1);
   unlink (path);
   if (bind (lfd, (struct sockaddr *) &sa, sizeof sa) < 0 || listen (lfd, 4096) < 0)
@@ -288,50 +443,7 @@ main (int argc, char **argv)
       perror ("bind/listen");
       return 1;
     }
-  epfd = epoll_create1 (EPOLL_CLOEXEC);
-  struct epoll_event lev = { .events = EPOLLIN, .data.ptr = NULL };
-  epoll_ctl (epfd, EPOLL_CTL_ADD, lfd, &lev);
-
-  struct epoll_event evs[256];
-  while (!stop)
-    {
-      int n = epoll_wait (epfd, evs, 256, -1);
-      if (n < 0)
-        {
-          if (errno == EINTR)
-            continue;
-          perror ("epoll_wait");
-          return 1;
-        }
-      for (int i = 0; i < n; i++)
-        {
-          Conn *c = evs[i].data.ptr;
-          if (c == NULL)
-            {
-              for (;;)
-                {
-                  int fd = accept4 (lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                  if (fd < 0)
-                    break;
-                  c = calloc (1, sizeof *c);
-                  c->fd = fd;
-                  struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
-                  epoll_ctl (epfd, EPOLL_CTL_ADD, fd, &ev);
-                }
-              continue;
-            }
-          if (evs[i].events & EPOLLOUT)
-            {
-              if (flush_out (c) < 0)
-                {
-                  conn_free (c);
-                  continue;
-                }
-            }
-          if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-            readable (c);
-        }
-    }
+  int rc = run_loop ();
   unlink (path);
-  return 0;
+  return rc;
 }

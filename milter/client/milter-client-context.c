@@ -1101,9 +1101,13 @@ begin_step (MilterClientContext *self,
 
   priv->current_step = step;
   priv->in_step = TRUE;
-  priv->last_state = step_info[step].state;
   set_state (self, step_info[step].state);
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LAST_STATE]);
+  /* Notified on change only, like every property here. */
+  if (priv->last_state != step_info[step].state)
+    {
+      priv->last_state = step_info[step].state;
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LAST_STATE]);
+    }
 }
 
 /* After an event's handlers: reply now, or wait for the response. */
@@ -1183,8 +1187,12 @@ collect_strings (const gchar *cursor,
                  gsize        size)
 {
   const gchar *end = cursor + size;
-  GPtrArray *strings = g_ptr_array_new ();
+  GPtrArray *strings;
   const gchar *string;
+
+  if (size == 0)
+    return g_new0 (gchar *, 1);  /* the common case: no parameters */
+  strings = g_ptr_array_new ();
 
   while ((string = milter_packet_next_string (&cursor, end)) != NULL)
     g_ptr_array_add (strings, g_strdup (string));
@@ -1746,8 +1754,7 @@ respond (MilterClientContext *self,
   if (is_no_opinion (status))
     status = no_opinion_status (self, step);
   priv->in_step = FALSE;
-  priv->status = status;
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATUS]);
+  milter_client_context_set_status (self, status);
 
   if (step == STEP_ENVELOPE_RECIPIENT)
     record_recipient (self, status);
