@@ -1195,6 +1195,63 @@ test_workers (void)
   server_free (&server);
 }
 
+/* Without workers, the one process serves every socket and takes the
+ * signals itself, all watched by the client's one source. */
+static void
+test_run_signals (void)
+{
+  Server server = { 0 };
+  g_autofree gchar *second_path = NULL;
+  g_autofree gchar *second_spec = NULL;
+  g_autofree gchar *second_option = NULL;
+  g_autofree gchar *mark = NULL;
+  g_autofree gchar *name = NULL;
+  g_autofree gchar *expected = NULL;
+  const gchar *extra[2] = { NULL, NULL };
+  gint status;
+
+  second_path = g_strdup_printf ("%s/second-%d.sock", g_get_tmp_dir (), (int) getpid ());
+  second_spec = g_strconcat ("unix:", second_path, NULL);
+  second_option = g_strconcat ("--connection-spec=", second_spec, NULL);
+  extra[0] = second_option;
+  server_start (&server, extra, 0);
+  g_assert_true (wait_for_path (server.path, TRUE));
+  g_assert_true (wait_for_path (second_path, TRUE));
+  expected = g_strdup_printf ("%d 0", (int) server.pid);
+  for (guint round = 0; round < 2; round++)
+    {
+      /* Both sockets serve, before and after a reload. */
+      const gchar *specs[] = { server.spec, second_spec };
+
+      for (guint i = 0; i < G_N_ELEMENTS (specs); i++)
+        {
+          MtaHarness *mta = connect_to_spec (specs[i]);
+          g_autofree gchar *served_by = run_session (mta);
+
+          mta_harness_free (mta);
+          g_assert_cmpstr (served_by, ==, expected);
+        }
+      if (round == 0)
+        {
+          /* SIGHUP: MilterClient::reload, and the process stays. */
+          name = g_strdup_printf ("reloaded-%d", (int) server.pid);
+          mark = g_build_filename (server.dir, name, NULL);
+          kill (server.pid, SIGHUP);
+          g_assert_true (wait_for_path (mark, TRUE));
+          g_assert_true (process_alive (server.pid));
+        }
+    }
+
+  /* SIGTERM: milter_client_run() returns, the socket files are gone. */
+  kill (server.pid, SIGTERM);
+  status = server_wait (&server);
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+  g_assert_true (wait_for_path (server.path, FALSE));
+  g_assert_true (wait_for_path (second_path, FALSE));
+  server_free (&server);
+}
+
 static void
 activation_setup (gpointer user_data)
 {
@@ -1463,6 +1520,7 @@ main (int    argc,
   g_test_add_func ("/client/options/errors", test_option_errors);
   g_test_add_func ("/client/options/parse-command-line", test_parse_command_line);
   g_test_add_func ("/client/process/workers", test_workers);
+  g_test_add_func ("/client/process/run-signals", test_run_signals);
   g_test_add_func ("/client/process/socket-activation", test_socket_activation);
   g_test_add_func ("/client/process/privileges-and-pid-file", test_privileges_and_pid_file);
   g_test_add_func ("/client/process/unknown-user-refused", test_unknown_user_refused);

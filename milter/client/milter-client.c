@@ -4,7 +4,7 @@
 #include "milter-client.h"
 #include "milter-client-context-private.h"
 #include "milter-daemon-private.h"
-#include "milter-signal-source-private.h"
+#include "milter-signal-pipe-private.h"
 #include "milter-workers-private.h"
 #include "milter/milter-enum-types.h"
 #include "milter/core/milter-connection-spec.h"
@@ -94,7 +94,7 @@ typedef struct
   GSocketAddress *address;  /* effective */
   gboolean is_inet;         /* TCP: no Nagle delay for its connections */
   gchar *unix_path;         /* a socket file we created, to remove */
-  GSource *source;
+  gpointer tag;             /* in the client's source, while accepting */
 } Listener;
 
 /**
@@ -109,6 +109,9 @@ struct _MilterClient
   GObject parent_instance;
 
   GMainContext *main_context;
+  GSource *source;             /* listening sockets and signal pipe */
+  MilterSignalPipe *signal_pipe;  /* while milter_client_run() runs */
+  gpointer signal_tag;
   GPtrArray *specs;            /* of gchar*, as given */
   GPtrArray *addresses;        /* of GSocketAddress, parsed specs */
   GPtrArray *extra_sockets;    /* of GSocket, added or inherited */
@@ -217,16 +220,86 @@ G_DEFINE_FINAL_TYPE (MilterClient, milter_client, G_TYPE_OBJECT)
 G_DEFINE_QUARK (milter-client-error-quark, milter_client_error)
 
 static void update_accepting (MilterClient *self);
+static void on_incoming (Listener *listener);
+static void on_signal (int      signum,
+                       gpointer user_data);
+
+/* ---- the client's source ------------------------------------------------ */
+
+/* One source watches every listening socket and, while milter_client_run()
+ * runs, the signal pipe: every source costs each main-loop iteration some
+ * work, ready or not, and the sessions' sources are many already. */
+typedef struct
+{
+  GSource parent;
+  MilterClient *client;  /* not a reference: the client owns the source */
+} ClientSource;
+
+static gboolean
+client_source_dispatch (GSource     *source,
+                        GSourceFunc  callback,
+                        gpointer     user_data)
+{
+  MilterClient *self = g_object_ref (((ClientSource *) source)->client);
+
+  if (self->signal_tag != NULL && g_source_query_unix_fd (source, self->signal_tag) != 0)
+    milter_signal_pipe_dispatch (self->signal_pipe, on_signal, self);
+  /* Handlers that run from here may stop listening: look again each time. */
+  for (guint i = 0; i < self->listeners->len; i++)
+    {
+      Listener *listener = g_ptr_array_index (self->listeners, i);
+
+      if (listener->tag != NULL && g_source_query_unix_fd (source, listener->tag) != 0)
+        on_incoming (listener);
+    }
+  g_object_unref (self);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs client_source_funcs = {
+  NULL, NULL, client_source_dispatch, NULL, NULL, NULL
+};
+
+static GSource *
+ensure_source (MilterClient *self)
+{
+  if (self->source == NULL)
+    {
+      self->source = g_source_new (&client_source_funcs, sizeof (ClientSource));
+      ((ClientSource *) self->source)->client = self;
+      g_source_set_static_name (self->source, "MilterClient");
+      /* GLib takes the descriptors of a source that cannot recurse out of
+       * the poll set while it dispatches, and wakes the context up twice
+       * to do so. A connection-established handler that runs a main loop
+       * may dispatch it again: that only accepts more. */
+      g_source_set_can_recurse (self->source, TRUE);
+      g_source_attach (self->source, self->main_context);
+    }
+  return self->source;
+}
+
+/* A source with nothing to watch would still cost every iteration. */
+static void
+release_idle_source (MilterClient *self)
+{
+  if (self->source == NULL || self->signal_tag != NULL)
+    return;
+  for (guint i = 0; i < self->listeners->len; i++)
+    if (((Listener *) g_ptr_array_index (self->listeners, i))->tag != NULL)
+      return;
+  g_source_destroy (self->source);
+  g_clear_pointer (&self->source, g_source_unref);
+}
 
 /* ---- listeners ---------------------------------------------------------- */
 
 static void
 listener_stop (Listener *listener)
 {
-  if (listener->source == NULL)
+  if (listener->tag == NULL)
     return;
-  g_source_destroy (listener->source);
-  g_clear_pointer (&listener->source, g_source_unref);
+  g_source_remove_unix_fd (listener->client->source, listener->tag);
+  listener->tag = NULL;
 }
 
 static void
@@ -322,13 +395,12 @@ static MilterClientContext *serve (MilterClient  *client,
                                    gint           fd,
                                    GError       **error);
 
-static gboolean
-on_incoming (gint          fd,
-             GIOCondition  condition,
-             gpointer      user_data)
+static void
+on_incoming (Listener *listener)
 {
-  Listener *listener = user_data;
   MilterClient *self = g_object_ref (listener->client);
+  int fd = g_socket_get_fd (listener->socket);
+  gboolean is_inet = listener->is_inet;  /* a handler may free the listener */
 
   for (guint i = 0; i < ACCEPT_BATCH && !self->shutting_down && !at_connection_limit (self); i++)
     {
@@ -357,13 +429,12 @@ on_incoming (gint          fd,
           break;
         }
       self->logged_backoff = FALSE;
-      if (listener->is_inet)
+      if (is_inet)
         set_tcp_nodelay (connection_fd);
       serve (self, NULL, connection_fd, NULL);
     }
   update_accepting (self);
   g_object_unref (self);
-  return G_SOURCE_CONTINUE;
 }
 
 /* Accepts only below max-connections (the kernel's backlog holds the rest)
@@ -378,24 +449,13 @@ update_accepting (MilterClient *self)
     {
       Listener *listener = g_ptr_array_index (self->listeners, i);
 
-      if (accept && listener->source == NULL)
-        {
-          /* A plain descriptor source: less work per main-loop iteration
-           * than a GSocket one. */
-          listener->source = g_unix_fd_source_new (g_socket_get_fd (listener->socket), G_IO_IN);
-          g_source_set_callback (listener->source, G_SOURCE_FUNC (on_incoming), listener, NULL);
-          /* GLib takes the descriptor of a source that cannot recurse out
-           * of the poll set while it dispatches, and wakes the context up
-           * twice to do so. on_incoming() may run again from a main loop
-           * a connection-established handler runs: it only accepts more. */
-          g_source_set_can_recurse (listener->source, TRUE);
-          g_source_attach (listener->source, self->main_context);
-        }
+      if (accept && listener->tag == NULL)
+        listener->tag = g_source_add_unix_fd (ensure_source (self),
+                                              g_socket_get_fd (listener->socket), G_IO_IN);
       else if (!accept)
-        {
-          listener_stop (listener);
-        }
+        listener_stop (listener);
     }
+  release_idle_source (self);
 }
 
 /* A stale socket file is replaced; a live one or anything else is not. */
@@ -730,6 +790,11 @@ milter_client_dispose (GObject *object)
     milter_client_context_set_finished_func (g_ptr_array_index (self->sessions, i), NULL, NULL);
   g_ptr_array_set_size (self->sessions, 0);
   g_ptr_array_set_size (self->listeners, 0);
+  if (self->source != NULL)
+    {
+      g_source_destroy (self->source);
+      g_clear_pointer (&self->source, g_source_unref);
+    }
   g_clear_pointer (&self->workers, milter_workers_free);
 
   G_OBJECT_CLASS (milter_client_parent_class)->dispose (object);
@@ -1655,6 +1720,7 @@ milter_client_shutdown (MilterClient *client)
   client->shutting_down = TRUE;
   g_ptr_array_set_size (client->listeners, 0);
   client->listening = FALSE;
+  release_idle_source (client);
 
   if (client->workers != NULL)
     milter_workers_stop (client->workers, on_workers_stopped, client);
@@ -1673,7 +1739,7 @@ milter_client_shutdown (MilterClient *client)
 
 /* SIGTERM and SIGINT shut down; SIGHUP reloads (or is passed on to the
  * workers). */
-static gboolean
+static void
 on_signal (int      signum,
            gpointer user_data)
 {
@@ -1685,23 +1751,24 @@ on_signal (int      signum,
     milter_workers_kill (self->workers, SIGHUP);
   else
     g_signal_emit (self, signals[SIGNAL_RELOAD], 0);
-  return G_SOURCE_CONTINUE;
 }
 
 static void
 run_loop (MilterClient *self)
 {
   static const int handled[] = { SIGTERM, SIGINT, SIGHUP };
-  GSource *source = milter_signal_source_new (handled, G_N_ELEMENTS (handled));
 
-  g_source_set_callback (source, (GSourceFunc) (void (*) (void)) on_signal, self, NULL);
-  g_source_attach (source, self->main_context);
+  self->signal_pipe = milter_signal_pipe_new (handled, G_N_ELEMENTS (handled));
+  self->signal_tag = g_source_add_unix_fd (ensure_source (self),
+                                           milter_signal_pipe_get_fd (self->signal_pipe), G_IO_IN);
   self->loop = g_main_loop_new (self->main_context, FALSE);
   if (!self->shutting_down)
     g_main_loop_run (self->loop);
   g_clear_pointer (&self->loop, g_main_loop_unref);
-  g_source_destroy (source);
-  g_source_unref (source);
+  g_source_remove_unix_fd (self->source, self->signal_tag);
+  self->signal_tag = NULL;
+  g_clear_pointer (&self->signal_pipe, milter_signal_pipe_free);
+  release_idle_source (self);
 }
 
 /* In a worker started by milter_client_run(): serve from the inherited
