@@ -2100,6 +2100,7 @@ struct _TestContext
   MilterClientContext parent_instance;
   GString *events;
   MilterStatus helo_status;
+  MilterStatus helo_response_status;  /* what helo_response changes the verdict to */
 };
 
 G_DEFINE_FINAL_TYPE (TestContext, test_context, MILTER_TYPE_CLIENT_CONTEXT)
@@ -2113,6 +2114,12 @@ test_context_record (MilterClientContext *context,
   g_string_append_printf (events, "%s%s", events->len > 0 ? " " : "", event);
 }
 
+static void
+reply_tempfail_later (gpointer context)
+{
+  milter_client_context_reply (context, MILTER_STATUS_TEMPORARY_FAILURE);
+}
+
 static MilterStatus
 test_context_helo (MilterClientContext *context,
                    const gchar         *fqdn)
@@ -2120,7 +2127,23 @@ test_context_helo (MilterClientContext *context,
   g_autofree gchar *event = g_strdup_printf ("helo:%s", fqdn);
 
   test_context_record (context, event);
+  if (TEST_CONTEXT (context)->helo_status == MILTER_STATUS_PROGRESS)
+    g_idle_add_once (reply_tempfail_later, context);
   return TEST_CONTEXT (context)->helo_status;
+}
+
+static void
+test_context_helo_response (MilterClientContext *context,
+                            MilterStatus         status)
+{
+  MilterStatus changed = TEST_CONTEXT (context)->helo_response_status;
+  g_autoptr(GEnumClass) enum_class = g_type_class_ref (MILTER_TYPE_STATUS);
+  g_autofree gchar *event = g_strdup_printf ("helo-response:%s",
+                                             g_enum_get_value (enum_class, status)->value_nick);
+
+  test_context_record (context, event);
+  MILTER_CLIENT_CONTEXT_CLASS (test_context_parent_class)->helo_response (
+    context, changed != MILTER_STATUS_DEFAULT ? changed : status);
 }
 
 static MilterStatus
@@ -2172,6 +2195,7 @@ test_context_class_init (TestContextClass *klass)
 
   G_OBJECT_CLASS (klass)->finalize = test_context_finalize;
   context_class->helo = test_context_helo;
+  context_class->helo_response = test_context_helo_response;
   context_class->header = test_context_header;
   context_class->body_bytes = test_context_body_bytes;
   context_class->end_of_message = test_context_end_of_message;
@@ -2182,6 +2206,7 @@ test_context_init (TestContext *self)
 {
   self->events = g_string_new (NULL);
   self->helo_status = MILTER_STATUS_CONTINUE;
+  self->helo_response_status = MILTER_STATUS_DEFAULT;
 }
 
 typedef struct
@@ -2246,7 +2271,8 @@ test_subclass_session (SubclassFixture *f, gconstpointer data)
   mta_harness_expect (f->mta, "h X-Class: yes");
   mta_harness_expect (f->mta, "c");
   g_assert_cmpstr (f->context->events->str, ==,
-                   "helo:client.example header:Subject=hi body-bytes:3 end-of-message");
+                   "helo:client.example helo-response:continue "
+                   "header:Subject=hi body-bytes:3 end-of-message");
 
   /* A status from a method is a reply like any other. */
   f->context->helo_status = MILTER_STATUS_TEMPORARY_FAILURE;
@@ -2283,13 +2309,53 @@ test_subclass_handlers_first (SubclassFixture *f, gconstpointer data)
   mta_harness_helo (f->mta, "one.example");
   mta_harness_expect (f->mta, "t");
   g_assert_cmpuint (calls, ==, 1);
-  g_assert_cmpstr (f->context->events->str, ==, "helo:one.example");
+  g_assert_cmpstr (f->context->events->str, ==,
+                   "helo:one.example helo-response:temporary-failure");
   g_signal_handler_disconnect (f->context, id);
 
   g_signal_connect (f->context, "helo", G_CALLBACK (reject_in_handler), NULL);
   mta_harness_helo (f->mta, "two.example");
   mta_harness_expect (f->mta, "r");
-  g_assert_cmpstr (f->context->events->str, ==, "helo:one.example");
+  g_assert_cmpstr (f->context->events->str, ==,
+                   "helo:one.example helo-response:temporary-failure helo-response:reject");
+}
+
+static void
+record_response_handler (MilterClientContext *context, MilterStatus status, gpointer data)
+{
+  test_context_record (context, "handler");
+}
+
+/* A -response method sees every verdict of its step, immediate or
+ * deferred, and may change it before chaining up, which replies. */
+static void
+test_subclass_response_method (SubclassFixture *f, gconstpointer data)
+{
+  mta_harness_negotiate (f->mta, 6, POSTFIX_ACTIONS, POSTFIX_STEPS);
+  g_free (mta_harness_read (f->mta));
+
+  f->context->helo_response_status = MILTER_STATUS_REJECT;
+  mta_harness_helo (f->mta, "changed.example");
+  mta_harness_expect (f->mta, "r");
+  g_assert_cmpstr (f->context->events->str, ==, "helo:changed.example helo-response:continue");
+
+  /* Deferred: milter_client_context_reply() goes through the method too. */
+  g_string_truncate (f->context->events, 0);
+  f->context->helo_response_status = MILTER_STATUS_DEFAULT;
+  f->context->helo_status = MILTER_STATUS_PROGRESS;
+  mta_harness_helo (f->mta, "later.example");
+  mta_harness_expect (f->mta, "t");
+  g_assert_cmpstr (f->context->events->str, ==,
+                   "helo:later.example helo-response:temporary-failure");
+
+  /* A connected -response handler runs first (run-last), then the method. */
+  g_string_truncate (f->context->events, 0);
+  f->context->helo_status = MILTER_STATUS_CONTINUE;
+  g_signal_connect (f->context, "helo-response", G_CALLBACK (record_response_handler), NULL);
+  mta_harness_helo (f->mta, "both.example");
+  mta_harness_expect (f->mta, "c");
+  g_assert_cmpstr (f->context->events->str, ==,
+                   "helo:both.example handler helo-response:continue");
 }
 
 #define ADD_SUBCLASS(path, func) \
@@ -2371,6 +2437,7 @@ main (int    argc,
   ADD_SUBCLASS ("negotiation", test_subclass_negotiation);
   ADD_SUBCLASS ("session", test_subclass_session);
   ADD_SUBCLASS ("handlers-first", test_subclass_handlers_first);
+  ADD_SUBCLASS ("response-method", test_subclass_response_method);
   g_test_add_func ("/client-context/feed/error", test_feed_error);
   g_test_add_func ("/client-context/start/not-pollable", test_start_not_pollable);
 

@@ -53,6 +53,20 @@ G_DECLARE_DERIVABLE_TYPE (MilterClientContext, milter_client_context, MILTER, CL
  * @message_processed: class handler of #MilterClientContext::message-processed
  * @finished: class handler of #MilterClientContext::finished
  * @error: class handler of #MilterClientContext::error
+ * @negotiate_response: class handler of #MilterClientContext::negotiate-response
+ * @connect_response: class handler of #MilterClientContext::connect-response
+ * @helo_response: class handler of #MilterClientContext::helo-response
+ * @envelope_from_response: class handler of #MilterClientContext::envelope-from-response
+ * @envelope_recipient_response: class handler of
+ *   #MilterClientContext::envelope-recipient-response
+ * @data_response: class handler of #MilterClientContext::data-response
+ * @unknown_response: class handler of #MilterClientContext::unknown-response
+ * @header_response: class handler of #MilterClientContext::header-response
+ * @end_of_header_response: class handler of #MilterClientContext::end-of-header-response
+ * @body_response: class handler of #MilterClientContext::body-response
+ * @end_of_message_response: class handler of
+ *   #MilterClientContext::end-of-message-response
+ * @abort_response: class handler of #MilterClientContext::abort-response
  *
  * The class of #MilterClientContext. A subclass that sets these methods
  * handles its events without connecting a handler per connection (give
@@ -63,6 +77,12 @@ G_DECLARE_DERIVABLE_TYPE (MilterClientContext, milter_client_context, MILTER, CL
  * not run). Handlers connected to the signal run before the method, and a
  * decisive status from one of them stops the emission, as with any
  * run-last signal.
+ *
+ * The `_response` methods are where a verdict becomes a reply. A subclass
+ * may override one to look at or change the verdict of every step of its
+ * kind, immediate or deferred, and must chain up to the parent class's
+ * method, which sends the reply: without it the MTA waits for the reply
+ * until its timeout.
  *
  * Since: 1.0
  */
@@ -110,6 +130,33 @@ struct _MilterClientContextClass
   void         (*finished)             (MilterClientContext      *context);
   void         (*error)                (MilterClientContext      *context,
                                         const GError             *error);
+
+  void (*negotiate_response)          (MilterClientContext  *context,
+                                       MilterOption         *option,
+                                       MilterMacrosRequests *macros_requests,
+                                       MilterStatus          status);
+  void (*connect_response)            (MilterClientContext  *context,
+                                       MilterStatus          status);
+  void (*helo_response)               (MilterClientContext  *context,
+                                       MilterStatus          status);
+  void (*envelope_from_response)      (MilterClientContext  *context,
+                                       MilterStatus          status);
+  void (*envelope_recipient_response) (MilterClientContext  *context,
+                                       MilterStatus          status);
+  void (*data_response)               (MilterClientContext  *context,
+                                       MilterStatus          status);
+  void (*unknown_response)            (MilterClientContext  *context,
+                                       MilterStatus          status);
+  void (*header_response)             (MilterClientContext  *context,
+                                       MilterStatus          status);
+  void (*end_of_header_response)      (MilterClientContext  *context,
+                                       MilterStatus          status);
+  void (*body_response)               (MilterClientContext  *context,
+                                       MilterStatus          status);
+  void (*end_of_message_response)     (MilterClientContext  *context,
+                                       MilterStatus          status);
+  void (*abort_response)              (MilterClientContext  *context,
+                                       MilterStatus          status);
 
   /*< private >*/
   gpointer padding[8];

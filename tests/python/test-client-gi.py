@@ -624,6 +624,19 @@ class HeloContext(Milter.ClientContext):
         return Status.REJECT
 
 
+class ResponseContext(Milter.ClientContext):
+    """Overrides a -response method: sees the verdict, changes it, and
+    chains up to reply."""
+    seen = []
+
+    def do_helo(self, fqdn):
+        return Status.CONTINUE
+
+    def do_helo_response(self, status):
+        ResponseContext.seen.append(status)
+        Milter.ClientContext.do_helo_response(self, Status.TEMPORARY_FAILURE)
+
+
 class TestSubclass(FilterTestCase):
     def setUp(self):
         super().setUp()
@@ -645,6 +658,14 @@ class TestSubclass(FilterTestCase):
         self.assertEqual(mta.open(helo="raise.example"), ("helo", Status.TEMPORARY_FAILURE))
         mta.quit()
         self.assertEqual(self.take_handler_errors(), [RuntimeError])
+
+    def test_a_response_method_changes_the_verdict(self):
+        ResponseContext.seen = []
+        self.client.props.context_type = ResponseContext
+        mta = self.mta()
+        self.assertEqual(mta.open(), ("helo", Status.TEMPORARY_FAILURE))
+        mta.quit()
+        self.assertEqual(ResponseContext.seen, [Status.CONTINUE])
 
 
 class TestCommandLine(unittest.TestCase):
