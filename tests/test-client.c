@@ -1077,6 +1077,20 @@ server_wait (Server *server)
   return status;
 }
 
+/* SIGTERM: milter_client_run() returns and the process exits with 0
+ * after removing its socket file. */
+static void
+server_terminate (Server *server)
+{
+  gint status;
+
+  kill (server->pid, SIGTERM);
+  status = server_wait (server);
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+  g_assert_true (wait_for_path (server->path, FALSE));
+}
+
 static void
 server_free (Server *server)
 {
@@ -1106,7 +1120,6 @@ test_workers (void)
   g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_autofree gchar *killed = NULL;
   const gchar *extra[] = { "--n-workers", "2", NULL };
-  gint status;
   GList *pids;
 
   server_start (&server, extra, 0);
@@ -1172,11 +1185,7 @@ test_workers (void)
   }
 
   /* SIGTERM ends the parent and every worker, and removes the socket. */
-  kill (server.pid, SIGTERM);
-  status = server_wait (&server);
-  g_assert_true (WIFEXITED (status));
-  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
-  g_assert_true (wait_for_path (server.path, FALSE));
+  server_terminate (&server);
   {
     GHashTableIter iter;
     gpointer key;
@@ -1208,7 +1217,6 @@ test_run_signals (void)
   g_autofree gchar *name = NULL;
   g_autofree gchar *expected = NULL;
   const gchar *extra[2] = { NULL, NULL };
-  gint status;
 
   second_path = g_strdup_printf ("%s/second-%d.sock", g_get_tmp_dir (), (int) getpid ());
   second_spec = g_strconcat ("unix:", second_path, NULL);
@@ -1242,12 +1250,7 @@ test_run_signals (void)
         }
     }
 
-  /* SIGTERM: milter_client_run() returns, the socket files are gone. */
-  kill (server.pid, SIGTERM);
-  status = server_wait (&server);
-  g_assert_true (WIFEXITED (status));
-  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
-  g_assert_true (wait_for_path (server.path, FALSE));
+  server_terminate (&server);
   g_assert_true (wait_for_path (second_path, FALSE));
   server_free (&server);
 }
