@@ -3061,9 +3061,9 @@ install_response_signals (void)
             g_signal_new (name, MILTER_TYPE_CLIENT_CONTEXT, G_SIGNAL_RUN_LAST,
                           response_offsets[step], NULL, NULL,
                           _milter_marshal_VOID__BOXED_BOXED_ENUM, G_TYPE_NONE, 3,
-                                        MILTER_TYPE_OPTION | G_SIGNAL_TYPE_STATIC_SCOPE,
-                                        MILTER_TYPE_MACROS_REQUESTS | G_SIGNAL_TYPE_STATIC_SCOPE,
-                                        MILTER_TYPE_STATUS);
+                          MILTER_TYPE_OPTION | G_SIGNAL_TYPE_STATIC_SCOPE,
+                          MILTER_TYPE_MACROS_REQUESTS | G_SIGNAL_TYPE_STATIC_SCOPE,
+                          MILTER_TYPE_STATUS);
           g_signal_set_va_marshaller (response_signals[step], MILTER_TYPE_CLIENT_CONTEXT,
                                       _milter_marshal_VOID__BOXED_BOXED_ENUMv);
           continue;
