@@ -636,6 +636,53 @@ test_payload_bytes_survive (void)
   g_assert_cmpmem (g_bytes_get_data (first, NULL), g_bytes_get_size (first), chunk, sizeof chunk);
 }
 
+/* A buffer starts at a fixed offset into a page, never at its boundary,
+ * whether it is new, recycled, grown for a large packet or replaces one a
+ * slice keeps (the kernel copied large writes into page-aligned buffers at
+ * half speed). @pending bytes are already in the buffer. */
+static void
+assert_buffer_off_page_boundary (MilterDecoder *decoder,
+                                 gsize          pending)
+{
+  gsize room;
+  guint8 *area = milter_decoder_get_write_area (decoder, &room);
+  guintptr page_offset = ((guintptr) area - pending) % 4096;
+
+  g_assert_cmpuint (room, >, 0);
+  g_assert_cmpuint (page_offset, ==, MILTER_DECODER_BUFFER_PAGE_OFFSET);
+}
+
+static void
+test_read_buffer_placement (void)
+{
+  g_autoptr(GByteArray) stream = g_byte_array_new ();
+  g_autofree guint8 *data = g_malloc0 (200 * 1024);
+  MilterDecoder *decoder = milter_decoder_new (MILTER_DECODER_COMMANDS);
+  g_autoptr(GBytes) slice = NULL;
+
+  assert_buffer_off_page_boundary (decoder, 0);
+  milter_decoder_release_buffer (decoder);  /* back to the cache */
+  assert_buffer_off_page_boundary (decoder, 0);
+
+  milter_decoder_set_max_packet_length (decoder, 300 * 1024);
+  milter_encoder_encode_data (stream, 'B', data, 200 * 1024);
+  milter_decoder_feed (decoder, stream->data, 10);  /* the length is known */
+  assert_buffer_off_page_boundary (decoder, 10);  /* grown */
+  milter_decoder_feed (decoder, stream->data + 10, stream->len - 10);
+  g_assert_nonnull (milter_decoder_next (decoder, NULL));
+  slice = milter_decoder_get_payload_bytes (decoder);
+  g_assert_cmpuint (g_bytes_get_size (slice), ==, 200 * 1024);
+
+  /* The slice keeps the big buffer; the next packet needs a new one. */
+  g_byte_array_set_size (stream, 0);
+  milter_encoder_encode_data (stream, 'B', data, 100);
+  milter_decoder_feed (decoder, stream->data, 3);
+  g_assert_null (milter_decoder_next (decoder, NULL));
+  milter_decoder_release_buffer (decoder);
+  assert_buffer_off_page_boundary (decoder, 3);
+  milter_decoder_free (decoder);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -652,6 +699,7 @@ main (int    argc,
   g_test_add_func ("/decoder/length-boundary", test_length_boundary);
   g_test_add_func ("/decoder/large-header", test_large_header);
   g_test_add_func ("/decoder/payload-bytes-survive", test_payload_bytes_survive);
+  g_test_add_func ("/decoder/read-buffer-placement", test_read_buffer_placement);
 
   return g_test_run ();
 }

@@ -10,6 +10,8 @@ G_BEGIN_DECLS
  * fit. */
 #define MILTER_DECODER_DEFAULT_MAX_PACKET_LENGTH (1024 * 1024)
 #define MILTER_DECODER_DEFAULT_MAX_MACROS 256
+/* Read buffers start this many bytes into a page (see milter-decoder.c). */
+#define MILTER_DECODER_BUFFER_PAGE_OFFSET 256
 
 typedef enum
 {
