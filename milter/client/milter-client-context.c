@@ -280,6 +280,7 @@ struct _MilterClientContextPrivate
   GIOCondition stream_events;  /* what the child sources reported */
   gboolean woken;          /* deferred work waits for source */
   gboolean dispatching;    /* in source's dispatch (it can recurse) */
+  gint64 dispatch_time;    /* the main context's time when it began */
   gint64 deadline;         /* when source next looks at the timeout, or -1 */
   MilterDecoder *decoder;
   GByteArray *out;         /* replies not yet written */
@@ -699,7 +700,11 @@ current_time (MilterClientContext *self)
 {
   MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
 
-  /* The main context's time for this iteration: cheaper than the clock. */
+  /* The main context's time for this iteration: cheaper than the clock,
+   * and read once per dispatch (a handler running a main loop of its own
+   * for a while only makes the idle timeout count from a little earlier). */
+  if (priv->dispatching)
+    return priv->dispatch_time;
   if (priv->source != NULL && g_source_get_context (priv->source) != NULL)
     return g_source_get_time (priv->source);
   return g_get_monotonic_time ();
@@ -2307,6 +2312,7 @@ context_source_dispatch (GSource     *source,
     }
   g_object_ref (self);
   priv->dispatching = TRUE;
+  priv->dispatch_time = g_source_get_time (source);
   revents = priv->stream_events;
   priv->stream_events = 0;
   if (priv->fd_tag != NULL)
@@ -2324,7 +2330,7 @@ context_source_dispatch (GSource     *source,
       else
         handle_eof (self);  /* gone while we were not reading */
     }
-  if (!priv->woken && priv->deadline >= 0 && g_source_get_time (source) >= priv->deadline)
+  if (!priv->woken && priv->deadline >= 0 && priv->dispatch_time >= priv->deadline)
     check_timeout (self);
   /* Deferred work (a late reply, the teardown) runs here, on the main
    * loop's stack; a few rounds at most, then it waits for the next
