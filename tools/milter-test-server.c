@@ -30,18 +30,19 @@ typedef enum {
   VERDICT_REJECT,
   VERDICT_TEMPORARY_FAILURE,
   VERDICT_DISCARD,
+  VERDICT_ABORTED,
   VERDICT_SHUTDOWN,
   VERDICT_ERROR,
   N_VERDICTS
 } Verdict;
 
 static const gchar * const verdict_names[N_VERDICTS] = {
-  "pass", "accept", "reject", "temporary-failure", "discard", "shutdown", "error",
+  "pass", "accept", "reject", "temporary-failure", "discard", "aborted", "shutdown", "error",
 };
 
 static const gint verdict_exit_statuses[N_VERDICTS] = {
-  EXIT_PASS, EXIT_PASS, EXIT_REJECT, EXIT_TEMPORARY_FAILURE, EXIT_DISCARD, EXIT_SHUTDOWN,
-  EXIT_ERROR,
+  EXIT_PASS, EXIT_PASS, EXIT_REJECT, EXIT_TEMPORARY_FAILURE, EXIT_DISCARD, EXIT_PASS,
+  EXIT_SHUTDOWN, EXIT_ERROR,
 };
 
 typedef enum {
@@ -126,6 +127,7 @@ struct _Tool
   gint n_messages;
   gint concurrency;
   gint messages_per_connection;
+  gint abort_after;           /* a Step: continue to its first command aborts; or -1 */
 
   /* Running */
   GMainLoop *loop;
@@ -386,11 +388,12 @@ static const gchar description[] =
   "Without --mail-file, --header or --body a small default message is sent.\n"
   "\n"
   "Verdicts: pass (the milter let the message through, with its changes),\n"
-  "accept, reject, temporary-failure, discard, shutdown (the milter asked for\n"
-  "421), error (the milter could not be reached or broke the protocol).\n"
+  "accept, reject, temporary-failure, discard, aborted (--abort-after ended the\n"
+  "message), shutdown (the milter asked for 421), error (the milter could not\n"
+  "be reached or broke the protocol).\n"
   "\n"
   "Exit status:\n"
-  "  0  pass or accept\n"
+  "  0  pass, accept or aborted\n"
   "  1  error (including usage errors; in load mode: any session failed)\n"
   "  2  reject\n"
   "  3  temporary-failure\n"
@@ -403,6 +406,24 @@ static const gchar description[] =
   "first command (its connection's, for the first message on a connection) to\n"
   "the milter's final verdict. Use --help to see this text; -h is --header.";
 
+/* The steps --abort-after accepts: those of a message, before its end. */
+static gboolean
+parse_abort_step (const gchar  *name,
+                  gint         *step,
+                  GError      **error)
+{
+  for (Step candidate = STEP_ENVELOPE_FROM; candidate <= STEP_BODY; candidate++)
+    if (strcmp (name, step_names[candidate]) == 0)
+      {
+        *step = (gint) candidate;
+        return TRUE;
+      }
+  g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+               "--abort-after must be envelope-from, envelope-recipient, data, header, "
+               "end-of-header or body, not “%s”", name);
+  return FALSE;
+}
+
 static gboolean
 parse_options (Tool    *tool,
                int     *argc,
@@ -412,6 +433,7 @@ parse_options (Tool    *tool,
   g_autofree gchar *connect_address = NULL;
   g_autofree gchar *from = NULL;
   g_autofree gchar *mail_file = NULL;
+  g_autofree gchar *abort_after = NULL;
   gboolean load_requested;
   GOptionEntry entries[] = {
     { "connection-spec", 's', 0, G_OPTION_ARG_STRING, &tool->connection_spec,
@@ -458,6 +480,10 @@ parse_options (Tool    *tool,
       "Seconds each write may take (default: 30)", "SECONDS" },
     { "end-of-message-timeout", 0, 0, G_OPTION_ARG_DOUBLE, &tool->end_of_message_timeout,
       "Seconds to wait for the end-of-message reply (default: 300)", "SECONDS" },
+    { "abort-after", 0, 0, G_OPTION_ARG_STRING, &abort_after,
+      "Abort the message, as after the SMTP client's RSET, once the milter let the "
+      "first command of STEP through: envelope-from, envelope-recipient, data, header, "
+      "end-of-header or body", "STEP" },
     { "output-message", 0, 0, G_OPTION_ARG_NONE, &tool->output_message,
       "Print the envelope and the message as the milter modified them", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &tool->json,
@@ -507,6 +533,8 @@ parse_options (Tool    *tool,
                    "--negotiate-version must be 2, 3, 4 or 6, not %d", tool->negotiate_version);
       return FALSE;
     }
+  if (abort_after != NULL && !parse_abort_step (abort_after, &tool->abort_after, error))
+    return FALSE;
   tool->connect_address = milter_connection_spec_parse (connect_address != NULL ?
                                                         connect_address :
                                                         "inet:50443@192.0.2.1", error);
@@ -903,6 +931,12 @@ session_advance (Session      *session,
       session->step != STEP_ABORT && session->step != STEP_QUIT)
     log_status (session, status);
   reply = milter_server_context_get_reply_text (session->context);
+  if ((gint) session->step == tool->abort_after && status == MILTER_STATUS_CONTINUE)
+    {
+      verbose (tool, "[abort] after %s", step_names[session->step]);
+      finish_message (session, VERDICT_ABORTED, NULL);
+      return;
+    }
 
   switch (session->step)
     {
@@ -1580,6 +1614,7 @@ main (int    argc,
   signal (SIGPIPE, SIG_IGN);
 
   tool->negotiate_version = 6;
+  tool->abort_after = -1;
   tool->connect_timeout = tool->read_timeout = -1;
   tool->write_timeout = tool->end_of_message_timeout = -1;
   tool->recipients = g_ptr_array_new_with_free_func (address_free);

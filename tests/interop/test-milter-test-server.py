@@ -505,6 +505,67 @@ def protocol_error():
         fake.close()
 
 
+def recording_milter(name):
+    """A fake milter that answers continue to everything and records the
+    command letters of each connection (macros left out)."""
+    sessions = []
+
+    def handler(connection):
+        letters = []
+        sessions.append(letters)
+        read_packet(connection)
+        connection.sendall(packet(b"O", struct.pack(">III", 6, 0, 0)))
+        while True:
+            letter, _ = read_packet(connection)
+            if letter is None or letter == b"Q":
+                return
+            if letter == b"D":
+                continue
+            letters.append(letter.decode())
+            if letter != b"A":
+                connection.sendall(packet(b"c"))
+
+    return FakeMilter(name, handler), sessions
+
+
+@test
+def abort_after():
+    fake, sessions = recording_milter("abort-after")
+    try:
+        result = run("--abort-after", "header", "-h", "Subject: one", "-h", "X-Two: 2",
+                     spec=fake.spec)
+        expect_status(result, 0)
+        expect_line(result, "status: aborted")
+        expect_line(result, "stage: header")
+        check("".join(sessions[-1]) == "CHMRTLA", result,
+              "commands %r: abort right after the first header" % sessions[-1])
+
+        result = run("--abort-after", "envelope-recipient", "-r", "a@example.org",
+                     "-r", "b@example.org", "-v", spec=fake.spec)
+        expect_line(result, "status: aborted")
+        expect_text(result, "[abort] after envelope-recipient", "stderr")
+        check("".join(sessions[-1]) == "CHMRA", result, "commands %r" % sessions[-1])
+
+        # Each message of a connection is aborted; the connection goes on.
+        result = run("--abort-after", "data", "--n-messages", "3",
+                     "--messages-per-connection", "3", "--json", spec=fake.spec)
+        expect_status(result, 0)
+        data = json.loads(result.stdout)
+        check(data["statuses"]["aborted"] == 3 and data["errors"] == 0, result, "counts")
+        check("".join(sessions[-1]) == "CH" + "MRTA" * 3, result, "commands %r" % sessions[-1])
+
+        result = run("--abort-after", "body", "-b", "one", "-b", "two", spec=fake.spec)
+        expect_line(result, "stage: body")
+        check("".join(sessions[-1]) == "CHMRTNBA", result, "commands %r" % sessions[-1])
+    finally:
+        fake.close()
+
+    result = run("--abort-after", "quit")
+    expect_status(result, 1)
+    expect_text(result, "--abort-after must be envelope-from, envelope-recipient, data, "
+                        "header, end-of-header or body, not “quit”", "stderr")
+
+
 @test
 def json_output():
     result = run("--json")
@@ -590,8 +651,9 @@ def help_text():
     result = run("--help", spec=None)
     expect_status(result, 0)
     for text in ["-h, --header=NAME:VALUE", "-s, --connection-spec=SPEC", "Exit status:",
-                 "  0  pass or accept", "  2  reject", "  3  temporary-failure", "  4  discard",
-                 "  5  shutdown", "--n-messages=N", "--messages-per-connection=M"]:
+                 "  0  pass, accept or aborted", "  2  reject", "  3  temporary-failure",
+                 "  4  discard", "  5  shutdown", "--n-messages=N", "--messages-per-connection=M",
+                 "--abort-after=STEP"]:
         expect_text(result, text)
 
 
