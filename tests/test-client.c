@@ -21,6 +21,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "milter/client/milter-client-context-private.h"
+#include "milter/client/milter-client-private.h"
 #include "mta-harness.h"
 #include "test-util.h"
 
@@ -602,6 +604,102 @@ test_concurrent_sessions (void)
           g_test_message ("fd %s → %s", name, target);
         }
     }
+  g_assert_cmpuint (count_fds (), ==, fds_before);
+}
+
+/* ---- idle sessions --------------------------------------------------------- */
+
+static void
+collect_context (MilterClient        *client,
+                 MilterClientContext *context,
+                 gpointer             user_data)
+{
+  g_ptr_array_add (user_data, g_object_ref (context));
+}
+
+static guint
+count_parked (GPtrArray *contexts)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < contexts->len; i++)
+    n += milter_client_context_is_parked (g_ptr_array_index (contexts, i));
+  return n;
+}
+
+static void
+wait_for_parked (GPtrArray *contexts,
+                 guint      n)
+{
+  gint64 until = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+
+  while (count_parked (contexts) != n && g_get_monotonic_time () < until)
+    g_main_context_iteration (NULL, FALSE), g_usleep (500);
+  g_assert_cmpuint (count_parked (contexts), ==, n);
+}
+
+/* Idle sessions wait in the client's parking lot (one epoll descriptor)
+ * instead of in the main loop's poll set; input, the MTA going away and
+ * the idle timeout all still reach them. */
+static void
+test_idle_sessions_park (void)
+{
+  guint fds_before = (g_main_context_iteration (NULL, FALSE), count_fds ());
+  g_autoptr(MilterClient) client = new_client ("inet:0@127.0.0.1");
+  g_autoptr(GPtrArray) contexts = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *spec = NULL;
+  MtaHarness *mtas[40];
+
+  milter_client_set_park_delay (client, 50 * 1000);
+  g_signal_connect (client, "connection-established", G_CALLBACK (collect_context), contexts);
+  g_assert_true (milter_client_listen (client, &error));
+  spec = first_listen_spec (client);
+  for (guint i = 0; i < G_N_ELEMENTS (mtas); i++)
+    {
+      mtas[i] = connect_to_spec (spec);
+      mta_harness_negotiate (mtas[i], 6, 0x1ff, 0x1fffff);
+      g_free (mta_harness_read (mtas[i]));
+      mta_harness_helo (mtas[i], "ok.example");
+      mta_harness_expect (mtas[i], "c");
+    }
+  wait_for_sessions (client, G_N_ELEMENTS (mtas));
+  wait_for_parked (contexts, G_N_ELEMENTS (mtas));
+
+  /* Input wakes a session up; it parks again once idle. */
+  for (guint i = 0; i < 20; i++)
+    mta_harness_helo (mtas[i], i % 2 == 0 ? "reject.example" : "ok.example");
+  for (guint i = 0; i < 20; i++)
+    mta_harness_expect (mtas[i], i % 2 == 0 ? "r" : "c");
+  g_assert_cmpuint (count_parked (contexts), <, G_N_ELEMENTS (mtas));
+  wait_for_parked (contexts, G_N_ELEMENTS (mtas));
+
+  /* A packet that comes in pieces keeps its session awake until whole. */
+  mta_harness_send_hex (mtas[20], "0000000c 48 6f6b2e6578");
+  wait_for_parked (contexts, G_N_ELEMENTS (mtas) - 1);
+  g_usleep (100 * 1000);
+  g_main_context_iteration (NULL, FALSE);
+  g_assert_false (milter_client_context_is_parked (g_ptr_array_index (contexts, 20)));
+  mta_harness_send_hex (mtas[20], "616d706c6500");
+  mta_harness_expect (mtas[20], "c");
+
+  /* An MTA that goes away ends its parked session. */
+  wait_for_parked (contexts, G_N_ELEMENTS (mtas));
+  for (guint i = 30; i < G_N_ELEMENTS (mtas); i++)
+    g_clear_pointer (&mtas[i], mta_harness_free);
+  wait_for_sessions (client, 30);
+
+  /* The idle timeout ends a parked session too. */
+  milter_client_context_set_timeout (g_ptr_array_index (contexts, 0), 1);
+  mta_harness_expect_closed (mtas[0]);
+  wait_for_sessions (client, 29);
+
+  /* The client goes first: its sessions end with it, nothing is left. */
+  g_clear_object (&client);
+  for (guint i = 0; i < 30; i++)
+    g_clear_pointer (&mtas[i], mta_harness_free);
+  g_ptr_array_set_size (contexts, 0);
+  g_main_context_iteration (NULL, FALSE);
   g_assert_cmpuint (count_fds (), ==, fds_before);
 }
 
@@ -1515,6 +1613,7 @@ main (int    argc,
   g_test_add_func ("/client/listen/several-specs", test_several_specs);
   g_test_add_func ("/client/sessions/concurrent", test_concurrent_sessions);
   g_test_add_func ("/client/sessions/max-connections", test_max_connections);
+  g_test_add_func ("/client/sessions/idle-sessions-park", test_idle_sessions_park);
   g_test_add_func ("/client/sessions/context-type", test_context_type);
   g_test_add_func ("/client/sessions/handle-stream-pipes", test_handle_stream_pipes);
   g_test_add_func ("/client/shutdown/waits-for-session", test_shutdown_waits_for_session);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "milter-client-context.h"
+#include "milter-parking-lot-private.h"
 
 G_BEGIN_DECLS
 
@@ -31,5 +32,17 @@ typedef void (*MilterClientContextFinishedFunc) (MilterClientContext *context,
 void milter_client_context_set_finished_func (MilterClientContext            *context,
                                               MilterClientContextFinishedFunc func,
                                               gpointer                        user_data);
+
+/* MilterClient's parking lot (see milter-parking-lot-private.h): after
+ * @delay µs with nothing to do but wait for the MTA, the connection's
+ * descriptor waits there instead of in the context's own source. NULL
+ * (the default) parks nothing; changing it takes a parked descriptor back
+ * first. */
+void     milter_client_context_set_parking_lot (MilterClientContext *context,
+                                                MilterParkingLot    *lot,
+                                                gint64               delay);
+/* The parking lot's dispatch function: input came for a parked context. */
+void     milter_client_context_wake_parked     (gpointer             context);
+gboolean milter_client_context_is_parked       (MilterClientContext *context);
 
 G_END_DECLS

@@ -281,6 +281,9 @@ struct _MilterClientContextPrivate
   gboolean woken;          /* deferred work waits for source */
   gboolean dispatching;    /* in source's dispatch (it can recurse) */
   gint64 dispatch_time;    /* the main context's time when it began */
+  MilterParkingLot *parking_lot;  /* MilterClient's, for fd while idle; or NULL */
+  gint64 park_delay;       /* µs of idleness before fd goes there */
+  gboolean parked;         /* fd is in parking_lot, not in source */
   gint64 deadline;         /* when source next looks at the timeout, or -1 */
   MilterDecoder *decoder;
   GByteArray *out;         /* replies not yet written */
@@ -2108,6 +2111,108 @@ destroy_source (MilterClientContext *self)
   g_clear_pointer (&priv->source, g_source_unref);
 }
 
+/* ---- parking ------------------------------------------------------------ */
+
+/* Whether fd may wait in the parking lot: nothing to do but wait for the
+ * MTA's next command. Sessions that use streams are never parked. */
+static gboolean
+can_park (MilterClientContext *self)
+{
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  return priv->parking_lot != NULL && !priv->parked && priv->fd_tag != NULL &&
+         !priv->closing && !priv->eof && !priv->woken && !priv->reply_pending &&
+         !priv->in_step && output_pending (self) == 0 &&
+         milter_decoder_get_pending_size (priv->decoder) == 0;
+}
+
+/* When the source must run by itself next: at the timeout's deadline, or
+ * earlier to park an idle connection. */
+static gint64
+next_ready_time (MilterClientContext *self)
+{
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+  gint64 park_time;
+
+  if (!can_park (self))
+    return priv->deadline;
+  park_time = priv->last_activity + priv->park_delay;
+  return priv->deadline >= 0 && priv->deadline < park_time ? priv->deadline : park_time;
+}
+
+/* Moves fd from the source to the parking lot once the connection has
+ * been idle long enough. */
+static void
+park_if_idle (MilterClientContext *self,
+              gint64               now)
+{
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (!can_park (self) || now < priv->last_activity + priv->park_delay)
+    return;
+  g_source_remove_unix_fd (priv->source, priv->fd_tag);
+  priv->fd_tag = NULL;
+  priv->fd_events = 0;
+  if (milter_parking_lot_park (priv->parking_lot, priv->fd, self))
+    {
+      priv->parked = TRUE;
+      return;
+    }
+  /* Not a descriptor epoll takes: keep watching it here, for good. */
+  priv->parking_lot = NULL;
+  priv->fd_events = G_IO_IN;
+  priv->fd_tag = g_source_add_unix_fd (priv->source, priv->fd, G_IO_IN);
+}
+
+/* Takes fd back from the parking lot into the source. */
+static void
+unpark (MilterClientContext *self)
+{
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (!priv->parked)
+    return;
+  milter_parking_lot_unpark (priv->parking_lot, priv->fd);
+  priv->parked = FALSE;
+  priv->fd_events = G_IO_IN;
+  priv->fd_tag = g_source_add_unix_fd (priv->source, priv->fd, G_IO_IN);
+}
+
+void
+milter_client_context_wake_parked (gpointer context)
+{
+  MilterClientContext *self = context;
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  /* The dispatch takes fd back and reads what came. */
+  priv->stream_events |= G_IO_IN;
+  g_source_set_ready_time (priv->source, 0);
+}
+
+void
+milter_client_context_set_parking_lot (MilterClientContext *context,
+                                       MilterParkingLot    *lot,
+                                       gint64               delay)
+{
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
+  g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
+
+  unpark (context);
+  priv->parking_lot = lot;
+  priv->park_delay = delay;
+  if (priv->source != NULL && !priv->woken)
+    g_source_set_ready_time (priv->source, next_ready_time (context));
+}
+
+gboolean
+milter_client_context_is_parked (MilterClientContext *context)
+{
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
+  return priv->parked;
+}
+
 /* After any work: watch what the session waits for, and run again when
  * woken up or at the deadline. Setting the ready time from the source's
  * own dispatch costs no wake-up of the main context. */
@@ -2119,7 +2224,7 @@ settle (MilterClientContext *self)
   if (priv->source == NULL)
     return;
   update_watches (self);
-  g_source_set_ready_time (priv->source, priv->woken ? 0 : priv->deadline);
+  g_source_set_ready_time (priv->source, priv->woken ? 0 : next_ready_time (self));
 }
 
 static void
@@ -2127,6 +2232,7 @@ close_stream (MilterClientContext *self)
 {
   MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
 
+  unpark (self);
   if (priv->fd_tag != NULL)
     {
       g_source_remove_unix_fd (priv->source, priv->fd_tag);
@@ -2313,6 +2419,7 @@ context_source_dispatch (GSource     *source,
   g_object_ref (self);
   priv->dispatching = TRUE;
   priv->dispatch_time = g_source_get_time (source);
+  unpark (self);
   revents = priv->stream_events;
   priv->stream_events = 0;
   if (priv->fd_tag != NULL)
@@ -2341,6 +2448,7 @@ context_source_dispatch (GSource     *source,
       run (self);
     }
   priv->dispatching = FALSE;
+  park_if_idle (self, priv->dispatch_time);
   settle (self);
   g_object_unref (self);
   return G_SOURCE_CONTINUE;
@@ -2356,7 +2464,7 @@ arm_timeout (MilterClientContext *self)
   else
     priv->deadline = priv->last_activity + (gint64) priv->timeout * G_USEC_PER_SEC;
   if (priv->source != NULL && !priv->woken)
-    g_source_set_ready_time (priv->source, priv->deadline);
+    g_source_set_ready_time (priv->source, next_ready_time (self));
 }
 
 static void

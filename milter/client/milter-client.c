@@ -3,6 +3,7 @@
 
 #include "milter-client.h"
 #include "milter-client-context-private.h"
+#include "milter-client-private.h"
 #include "milter-daemon-private.h"
 #include "milter-signal-pipe-private.h"
 #include "milter-workers-private.h"
@@ -85,6 +86,9 @@
 /* Connections taken per wake-up, so one busy socket cannot starve others. */
 #define ACCEPT_BATCH 16
 #define DEFAULT_GRACE_PERIOD 30
+/* A session idle this long (µs) waits in the parking lot: long enough
+ * that busy ones, a round trip every few milliseconds, never go there. */
+#define DEFAULT_PARK_DELAY G_USEC_PER_SEC
 #define DEFAULT_UNIX_SOCKET_MODE 0660
 
 typedef struct
@@ -112,6 +116,9 @@ struct _MilterClient
   GSource *source;             /* listening sockets and signal pipe */
   MilterSignalPipe *signal_pipe;  /* while milter_client_run() runs */
   gpointer signal_tag;
+  MilterParkingLot *parking_lot;  /* idle sessions' descriptors, once serving */
+  gpointer parking_tag;
+  gint64 park_delay;           /* µs of idleness before a session parks */
   GPtrArray *specs;            /* of gchar*, as given */
   GPtrArray *addresses;        /* of GSocketAddress, parsed specs */
   GPtrArray *extra_sockets;    /* of GSocket, added or inherited */
@@ -244,6 +251,8 @@ client_source_dispatch (GSource     *source,
 
   if (self->signal_tag != NULL && g_source_query_unix_fd (source, self->signal_tag) != 0)
     milter_signal_pipe_dispatch (self->signal_pipe, on_signal, self);
+  if (self->parking_tag != NULL && g_source_query_unix_fd (source, self->parking_tag) != 0)
+    milter_parking_lot_dispatch (self->parking_lot, milter_client_context_wake_parked);
   /* Handlers that run from here may stop listening: look again each time. */
   for (guint i = 0; i < self->listeners->len; i++)
     {
@@ -278,11 +287,12 @@ ensure_source (MilterClient *self)
   return self->source;
 }
 
-/* A source with nothing to watch would still cost every iteration. */
+/* A source with nothing to watch would still cost every iteration. Once
+ * sessions were served it always watches the parking lot. */
 static void
 release_idle_source (MilterClient *self)
 {
-  if (self->source == NULL || self->signal_tag != NULL)
+  if (self->source == NULL || self->signal_tag != NULL || self->parking_tag != NULL)
     return;
   for (guint i = 0; i < self->listeners->len; i++)
     if (((Listener *) g_ptr_array_index (self->listeners, i))->tag != NULL)
@@ -787,7 +797,12 @@ milter_client_dispose (GObject *object)
       self->grace_id = 0;
     }
   for (guint i = 0; i < self->sessions->len; i++)
-    milter_client_context_set_finished_func (g_ptr_array_index (self->sessions, i), NULL, NULL);
+    {
+      MilterClientContext *context = g_ptr_array_index (self->sessions, i);
+
+      milter_client_context_set_finished_func (context, NULL, NULL);
+      milter_client_context_set_parking_lot (context, NULL, 0);
+    }
   g_ptr_array_set_size (self->sessions, 0);
   g_ptr_array_set_size (self->listeners, 0);
   if (self->source != NULL)
@@ -795,6 +810,8 @@ milter_client_dispose (GObject *object)
       g_source_destroy (self->source);
       g_clear_pointer (&self->source, g_source_unref);
     }
+  self->parking_tag = NULL;
+  g_clear_pointer (&self->parking_lot, milter_parking_lot_free);
   g_clear_pointer (&self->workers, milter_workers_free);
 
   G_OBJECT_CLASS (milter_client_parent_class)->dispose (object);
@@ -1369,6 +1386,7 @@ milter_client_init (MilterClient *self)
   self->max_headers = 10000;
   self->max_macros = MILTER_DECODER_DEFAULT_MAX_MACROS;
   self->fallback_status = MILTER_STATUS_CONTINUE;
+  self->park_delay = DEFAULT_PARK_DELAY;
   self->context_type = MILTER_TYPE_CLIENT_CONTEXT;
   self->unix_socket_mode = DEFAULT_UNIX_SOCKET_MODE;
   self->remove_unix_socket_on_close = TRUE;
@@ -1591,6 +1609,30 @@ milter_client_get_listen_addresses (MilterClient *client)
   return addresses;
 }
 
+/* The parking lot idle sessions wait in, watched by the client's source;
+ * NULL if the system has no epoll descriptor to spare. */
+static MilterParkingLot *
+ensure_parking_lot (MilterClient *self)
+{
+  if (self->parking_lot == NULL)
+    {
+      self->parking_lot = milter_parking_lot_new ();
+      if (self->parking_lot == NULL)
+        return NULL;
+      self->parking_tag = g_source_add_unix_fd (ensure_source (self),
+                                                milter_parking_lot_get_fd (self->parking_lot),
+                                                G_IO_IN);
+    }
+  return self->parking_lot;
+}
+
+void
+milter_client_set_park_delay (MilterClient *client,
+                              gint64        delay)
+{
+  client->park_delay = delay;
+}
+
 /* Serves one connection: @stream, or else the socket descriptor @fd. */
 static MilterClientContext *
 serve (MilterClient  *client,
@@ -1611,6 +1653,7 @@ serve (MilterClient  *client,
   milter_client_context_set_fallback_status (context, client->fallback_status);
   g_ptr_array_add (client->sessions, context);
   milter_client_context_set_finished_func (context, on_session_finished, client);
+  milter_client_context_set_parking_lot (context, ensure_parking_lot (client), client->park_delay);
   g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_N_PROCESSING_SESSIONS]);
   g_signal_emit (client, signals[SIGNAL_CONNECTION_ESTABLISHED], 0, context);
 
