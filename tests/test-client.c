@@ -703,6 +703,37 @@ test_idle_sessions_park (void)
   g_assert_cmpuint (count_fds (), ==, fds_before);
 }
 
+/* Shutting down reaches parked sessions: they end with the grace period. */
+static void
+test_shutdown_parked_sessions (void)
+{
+  g_autoptr(MilterClient) client = new_client ("inet:0@127.0.0.1");
+  g_autoptr(GPtrArray) contexts = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *spec = NULL;
+  MtaHarness *mtas[5];
+
+  milter_client_set_park_delay (client, 20 * 1000);
+  g_object_set (client, "shutdown-grace-period", 1, NULL);
+  g_signal_connect (client, "connection-established", G_CALLBACK (collect_context), contexts);
+  g_assert_true (milter_client_listen (client, &error));
+  spec = first_listen_spec (client);
+  for (guint i = 0; i < G_N_ELEMENTS (mtas); i++)
+    {
+      mtas[i] = connect_to_spec (spec);
+      mta_harness_negotiate (mtas[i], 6, 0x1ff, 0x1fffff);
+      g_free (mta_harness_read (mtas[i]));
+    }
+  wait_for_parked (contexts, G_N_ELEMENTS (mtas));
+  milter_client_shutdown (client);
+  wait_for_sessions (client, 0);
+  for (guint i = 0; i < G_N_ELEMENTS (mtas); i++)
+    {
+      mta_harness_expect_closed (mtas[i]);
+      mta_harness_free (mtas[i]);
+    }
+}
+
 /* A subclass given as context-type: each connection gets one, and its
  * class method answers without any handler connected. */
 #define TEST_TYPE_REJECTING_CONTEXT (test_rejecting_context_get_type ())
@@ -1618,6 +1649,7 @@ main (int    argc,
   g_test_add_func ("/client/sessions/handle-stream-pipes", test_handle_stream_pipes);
   g_test_add_func ("/client/shutdown/waits-for-session", test_shutdown_waits_for_session);
   g_test_add_func ("/client/shutdown/grace-expires", test_shutdown_grace_expires);
+  g_test_add_func ("/client/shutdown/parked-sessions", test_shutdown_parked_sessions);
   g_test_add_func ("/client/options/group", test_option_group);
   g_test_add_func ("/client/options/errors", test_option_errors);
   g_test_add_func ("/client/options/parse-command-line", test_parse_command_line);

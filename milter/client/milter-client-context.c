@@ -283,7 +283,8 @@ struct _MilterClientContextPrivate
   gint64 dispatch_time;    /* the main context's time when it began */
   MilterParkingLot *parking_lot;  /* MilterClient's, for fd while idle; or NULL */
   gint64 park_delay;       /* µs of idleness before fd goes there */
-  gboolean parked;         /* fd is in parking_lot, not in source */
+  gint64 park_time;        /* when source next looks at idleness, or -1 */
+  MilterParkingSpace *parking_space;  /* while parked: fd there, source detached */
   gint64 deadline;         /* when source next looks at the timeout, or -1 */
   MilterDecoder *decoder;
   GByteArray *out;         /* replies not yet written */
@@ -2120,62 +2121,90 @@ can_park (MilterClientContext *self)
 {
   MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
 
-  return priv->parking_lot != NULL && !priv->parked && priv->fd_tag != NULL &&
+  return priv->parking_lot != NULL && priv->parking_space == NULL && priv->fd_tag != NULL &&
          !priv->closing && !priv->eof && !priv->woken && !priv->reply_pending &&
          !priv->in_step && output_pending (self) == 0 &&
          milter_decoder_get_pending_size (priv->decoder) == 0;
 }
 
 /* When the source must run by itself next: at the timeout's deadline, or
- * earlier to park an idle connection. */
+ * earlier to look at idleness. Like the deadline, park_time moves only
+ * when it comes: a ready time that changed on every dispatch would wake
+ * the main context up once more each time. */
 static gint64
 next_ready_time (MilterClientContext *self)
 {
   MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
-  gint64 park_time;
 
-  if (!can_park (self))
+  if (priv->parking_space != NULL || priv->park_time < 0)
     return priv->deadline;
-  park_time = priv->last_activity + priv->park_delay;
-  return priv->deadline >= 0 && priv->deadline < park_time ? priv->deadline : park_time;
+  if (priv->deadline >= 0 && priv->deadline < priv->park_time)
+    return priv->deadline;
+  return priv->park_time;
 }
 
-/* Moves fd from the source to the parking lot once the connection has
- * been idle long enough. */
+/* Once the connection has been idle long enough, moves fd to the parking
+ * lot, with the idle timeout's deadline, and replaces the source by a new
+ * one that stays detached until the lot wakes the session up. */
 static void
 park_if_idle (MilterClientContext *self,
               gint64               now)
 {
   MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+  gint64 deadline;
 
-  if (!can_park (self) || now < priv->last_activity + priv->park_delay)
+  if (priv->park_time < 0 || now < priv->park_time)
     return;
+  if (!can_park (self))
+    {
+      priv->park_time = now + priv->park_delay;
+      return;
+    }
+  if (now < priv->last_activity + priv->park_delay)
+    {
+      priv->park_time = priv->last_activity + priv->park_delay;
+      return;
+    }
+  deadline = priv->timeout == 0 ? -1 : priv->last_activity + (gint64) priv->timeout * G_USEC_PER_SEC;
+  priv->parking_space = milter_parking_lot_park (priv->parking_lot, priv->fd, deadline, self);
+  if (priv->parking_space == NULL)
+    {
+      priv->parking_lot = NULL;  /* not a descriptor epoll takes: never again */
+      priv->park_time = -1;
+      return;
+    }
   g_source_remove_unix_fd (priv->source, priv->fd_tag);
   priv->fd_tag = NULL;
   priv->fd_events = 0;
-  if (milter_parking_lot_park (priv->parking_lot, priv->fd, self))
-    {
-      priv->parked = TRUE;
-      return;
-    }
-  /* Not a descriptor epoll takes: keep watching it here, for good. */
-  priv->parking_lot = NULL;
-  priv->fd_events = G_IO_IN;
-  priv->fd_tag = g_source_add_unix_fd (priv->source, priv->fd, G_IO_IN);
+  destroy_source (self);
+  create_source (self);
 }
 
-/* Takes fd back from the parking lot into the source. */
+/* Gives the parking space up, without watching fd again. */
+static void
+leave_parking_space (MilterClientContext *self)
+{
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (priv->parking_space == NULL)
+    return;
+  milter_parking_lot_unpark (priv->parking_lot, priv->parking_space);
+  priv->parking_space = NULL;
+}
+
+/* Takes fd back from the parking lot into the source, attached. */
 static void
 unpark (MilterClientContext *self)
 {
   MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
 
-  if (!priv->parked)
+  if (priv->parking_space == NULL)
     return;
-  milter_parking_lot_unpark (priv->parking_lot, priv->fd);
-  priv->parked = FALSE;
+  leave_parking_space (self);
+  priv->park_time = current_time (self) + priv->park_delay;
   priv->fd_events = G_IO_IN;
   priv->fd_tag = g_source_add_unix_fd (priv->source, priv->fd, G_IO_IN);
+  attach_source (self);
 }
 
 void
@@ -2184,9 +2213,11 @@ milter_client_context_wake_parked (gpointer context)
   MilterClientContext *self = context;
   MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
 
-  /* The dispatch takes fd back and reads what came. */
+  /* The dispatch takes fd back and reads what came, if anything (the
+   * deadline may be what woke the session). */
   priv->stream_events |= G_IO_IN;
   g_source_set_ready_time (priv->source, 0);
+  attach_source (self);
 }
 
 void
@@ -2201,6 +2232,7 @@ milter_client_context_set_parking_lot (MilterClientContext *context,
   unpark (context);
   priv->parking_lot = lot;
   priv->park_delay = delay;
+  priv->park_time = lot != NULL ? g_get_monotonic_time () + delay : -1;
   if (priv->source != NULL && !priv->woken)
     g_source_set_ready_time (priv->source, next_ready_time (context));
 }
@@ -2210,7 +2242,7 @@ milter_client_context_is_parked (MilterClientContext *context)
 {
   MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
 
-  return priv->parked;
+  return priv->parking_space != NULL;
 }
 
 /* After any work: watch what the session waits for, and run again when
@@ -2232,7 +2264,7 @@ close_stream (MilterClientContext *self)
 {
   MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
 
-  unpark (self);
+  leave_parking_space (self);
   if (priv->fd_tag != NULL)
     {
       g_source_remove_unix_fd (priv->source, priv->fd_tag);
@@ -2241,6 +2273,7 @@ close_stream (MilterClientContext *self)
   remove_child_source (self, &priv->read_source);
   remove_child_source (self, &priv->write_source);
   priv->deadline = -1;
+  priv->park_time = -1;
   /* Best effort: replies before the end (none follow 'Q'). */
   flush_output (self);
   if (priv->stream != NULL)
@@ -2459,6 +2492,7 @@ arm_timeout (MilterClientContext *self)
 {
   MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
 
+  unpark (self);  /* the lot has the old deadline; the session parks again */
   if (priv->timeout == 0 || !has_transport (self) || priv->closing)
     priv->deadline = -1;
   else
@@ -3442,6 +3476,7 @@ milter_client_context_init (MilterClientContext *self)
   memcpy (priv->allowed, next_positions, sizeof priv->allowed);
   priv->fd = -1;
   priv->deadline = -1;
+  priv->park_time = -1;
   create_source (self);
 }
 

@@ -116,8 +116,7 @@ struct _MilterClient
   GSource *source;             /* listening sockets and signal pipe */
   MilterSignalPipe *signal_pipe;  /* while milter_client_run() runs */
   gpointer signal_tag;
-  MilterParkingLot *parking_lot;  /* idle sessions' descriptors, once serving */
-  gpointer parking_tag;
+  MilterParkingLot *parking_lot;  /* idle sessions, watched by source once serving */
   gint64 park_delay;           /* µs of idleness before a session parks */
   GPtrArray *specs;            /* of gchar*, as given */
   GPtrArray *addresses;        /* of GSocketAddress, parsed specs */
@@ -251,8 +250,9 @@ client_source_dispatch (GSource     *source,
 
   if (self->signal_tag != NULL && g_source_query_unix_fd (source, self->signal_tag) != 0)
     milter_signal_pipe_dispatch (self->signal_pipe, on_signal, self);
-  if (self->parking_tag != NULL && g_source_query_unix_fd (source, self->parking_tag) != 0)
-    milter_parking_lot_dispatch (self->parking_lot, milter_client_context_wake_parked);
+  if (self->parking_lot != NULL)
+    milter_parking_lot_dispatch (self->parking_lot, g_source_get_time (source),
+                                 milter_client_context_wake_parked);
   /* Handlers that run from here may stop listening: look again each time. */
   for (guint i = 0; i < self->listeners->len; i++)
     {
@@ -292,7 +292,7 @@ ensure_source (MilterClient *self)
 static void
 release_idle_source (MilterClient *self)
 {
-  if (self->source == NULL || self->signal_tag != NULL || self->parking_tag != NULL)
+  if (self->source == NULL || self->signal_tag != NULL || self->parking_lot != NULL)
     return;
   for (guint i = 0; i < self->listeners->len; i++)
     if (((Listener *) g_ptr_array_index (self->listeners, i))->tag != NULL)
@@ -805,13 +805,12 @@ milter_client_dispose (GObject *object)
     }
   g_ptr_array_set_size (self->sessions, 0);
   g_ptr_array_set_size (self->listeners, 0);
+  g_clear_pointer (&self->parking_lot, milter_parking_lot_free);  /* empty now */
   if (self->source != NULL)
     {
       g_source_destroy (self->source);
       g_clear_pointer (&self->source, g_source_unref);
     }
-  self->parking_tag = NULL;
-  g_clear_pointer (&self->parking_lot, milter_parking_lot_free);
   g_clear_pointer (&self->workers, milter_workers_free);
 
   G_OBJECT_CLASS (milter_client_parent_class)->dispose (object);
@@ -1615,14 +1614,7 @@ static MilterParkingLot *
 ensure_parking_lot (MilterClient *self)
 {
   if (self->parking_lot == NULL)
-    {
-      self->parking_lot = milter_parking_lot_new ();
-      if (self->parking_lot == NULL)
-        return NULL;
-      self->parking_tag = g_source_add_unix_fd (ensure_source (self),
-                                                milter_parking_lot_get_fd (self->parking_lot),
-                                                G_IO_IN);
-    }
+    self->parking_lot = milter_parking_lot_new (ensure_source (self));
   return self->parking_lot;
 }
 
