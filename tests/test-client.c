@@ -1576,13 +1576,15 @@ test_emfile_backoff (void)
   guint64 before, after;
   MtaHarness *mta;
 
+  g_autofree gchar *log_name = NULL;
   g_autofree gchar *log_path = NULL;
   g_autofree gchar *log = NULL;
   g_auto(GStrv) lines = NULL;
   guint warnings = 0;
   guint errors = 0;
 
-  log_path = g_build_filename (g_get_tmp_dir (), "milter-test-emfile.log", NULL);
+  log_name = g_strdup_printf ("milter-test-emfile-%d.log", (int) getpid ());
+  log_path = g_build_filename (g_get_tmp_dir (), log_name, NULL);
   g_setenv ("TEST_CLIENT_NOFILE", "24", TRUE);
   g_setenv ("TEST_CLIENT_STDERR", log_path, TRUE);
   server_start (&server, NULL, 0);
