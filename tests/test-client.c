@@ -703,6 +703,34 @@ test_idle_sessions_park (void)
   g_assert_cmpuint (count_fds (), ==, fds_before);
 }
 
+/* A session parked with its idle timeout running: the parking lot keeps
+ * the deadline and ends the session on time. */
+static void
+test_parked_session_times_out (void)
+{
+  g_autoptr(MilterClient) client = new_client ("inet:0@127.0.0.1");
+  g_autoptr(GPtrArray) contexts = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *spec = NULL;
+  MtaHarness *mta;
+  gint64 parked_at;
+
+  milter_client_set_park_delay (client, 20 * 1000);
+  g_object_set (client, "timeout", 1, NULL);
+  g_signal_connect (client, "connection-established", G_CALLBACK (collect_context), contexts);
+  g_assert_true (milter_client_listen (client, &error));
+  spec = first_listen_spec (client);
+  mta = connect_to_spec (spec);
+  mta_harness_negotiate (mta, 6, 0x1ff, 0x1fffff);
+  g_free (mta_harness_read (mta));
+  wait_for_parked (contexts, 1);
+  parked_at = g_get_monotonic_time ();
+  mta_harness_expect_closed (mta);
+  g_assert_cmpint (g_get_monotonic_time () - parked_at, <, 2 * G_USEC_PER_SEC);
+  wait_for_sessions (client, 0);
+  mta_harness_free (mta);
+}
+
 /* Shutting down reaches parked sessions: they end with the grace period. */
 static void
 test_shutdown_parked_sessions (void)
@@ -1647,6 +1675,7 @@ main (int    argc,
   g_test_add_func ("/client/sessions/concurrent", test_concurrent_sessions);
   g_test_add_func ("/client/sessions/max-connections", test_max_connections);
   g_test_add_func ("/client/sessions/idle-sessions-park", test_idle_sessions_park);
+  g_test_add_func ("/client/sessions/parked-session-times-out", test_parked_session_times_out);
   g_test_add_func ("/client/sessions/context-type", test_context_type);
   g_test_add_func ("/client/sessions/handle-stream-pipes", test_handle_stream_pipes);
   g_test_add_func ("/client/shutdown/waits-for-session", test_shutdown_waits_for_session);
