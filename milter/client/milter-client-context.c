@@ -714,6 +714,18 @@ current_time (MilterClientContext *self)
   return g_get_monotonic_time ();
 }
 
+/* When the idle timeout ends the session if the MTA stays silent, or -1
+ * without a timeout. */
+static gint64
+idle_deadline (MilterClientContext *self)
+{
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (priv->timeout == 0)
+    return -1;
+  return priv->last_activity + (gint64) priv->timeout * G_USEC_PER_SEC;
+}
+
 /* recv() and send(): -1 without an error when the socket is not ready. */
 static gssize
 socket_result (gssize   n,
@@ -2151,7 +2163,6 @@ park_if_idle (MilterClientContext *self,
               gint64               now)
 {
   MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
-  gint64 deadline;
 
   if (priv->park_time < 0 || now < priv->park_time)
     return;
@@ -2165,8 +2176,8 @@ park_if_idle (MilterClientContext *self,
       priv->park_time = priv->last_activity + priv->park_delay;
       return;
     }
-  deadline = priv->timeout == 0 ? -1 : priv->last_activity + (gint64) priv->timeout * G_USEC_PER_SEC;
-  priv->parking_space = milter_parking_lot_park (priv->parking_lot, priv->fd, deadline, self);
+  priv->parking_space = milter_parking_lot_park (priv->parking_lot, priv->fd,
+                                                 idle_deadline (self), self);
   if (priv->parking_space == NULL)
     {
       priv->parking_lot = NULL;  /* not a descriptor epoll takes: never again */
@@ -2407,7 +2418,7 @@ check_timeout (MilterClientContext *self)
   /* Waiting for our own deferred reply is not the MTA's idleness. */
   if (priv->reply_pending && output_pending (self) == 0)
     priv->last_activity = now;
-  deadline = priv->last_activity + (gint64) priv->timeout * G_USEC_PER_SEC;
+  deadline = idle_deadline (self);
   if (now < deadline)
     {
       priv->deadline = deadline;
@@ -2493,10 +2504,10 @@ arm_timeout (MilterClientContext *self)
   MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
 
   unpark (self);  /* the lot has the old deadline; the session parks again */
-  if (priv->timeout == 0 || !has_transport (self) || priv->closing)
+  if (!has_transport (self) || priv->closing)
     priv->deadline = -1;
   else
-    priv->deadline = priv->last_activity + (gint64) priv->timeout * G_USEC_PER_SEC;
+    priv->deadline = idle_deadline (self);
   if (priv->source != NULL && !priv->woken)
     g_source_set_ready_time (priv->source, next_ready_time (self));
 }
