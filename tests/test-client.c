@@ -210,14 +210,29 @@ count_fds (void)
   return n;
 }
 
+/* Runs the main loop until @count (of @data) is @n, for 5 s at most. */
+static void
+run_until_count (guint  (*count) (gpointer data),
+                 gpointer data,
+                 guint    n)
+{
+  gint64 until = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+
+  while (count (data) != n && g_get_monotonic_time () < until)
+    g_main_context_iteration (NULL, FALSE), g_usleep (500);
+}
+
+static guint
+count_sessions (gpointer client)
+{
+  return milter_client_get_n_processing_sessions (client);
+}
+
 static void
 wait_for_sessions (MilterClient *client,
                    guint         n)
 {
-  gint64 until = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
-
-  while (milter_client_get_n_processing_sessions (client) != n && g_get_monotonic_time () < until)
-    g_main_context_iteration (NULL, FALSE), g_usleep (500);
+  run_until_count (count_sessions, client, n);
   g_assert_cmpuint (milter_client_get_n_processing_sessions (client), ==, n);
 }
 
@@ -618,8 +633,9 @@ collect_context (MilterClient        *client,
 }
 
 static guint
-count_parked (GPtrArray *contexts)
+count_parked (gpointer data)
 {
+  GPtrArray *contexts = data;
   guint n = 0;
 
   for (guint i = 0; i < contexts->len; i++)
@@ -631,10 +647,7 @@ static void
 wait_for_parked (GPtrArray *contexts,
                  guint      n)
 {
-  gint64 until = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
-
-  while (count_parked (contexts) != n && g_get_monotonic_time () < until)
-    g_main_context_iteration (NULL, FALSE), g_usleep (500);
+  run_until_count (count_parked, contexts, n);
   g_assert_cmpuint (count_parked (contexts), ==, n);
 }
 
