@@ -177,6 +177,18 @@ connect_to_spec (const gchar *spec)
   return connect_to (address);
 }
 
+/* An MTA connected to spec that has negotiated protocol 6 with everything
+ * offered. */
+static MtaHarness *
+connect_negotiated (const gchar *spec)
+{
+  MtaHarness *mta = connect_to_spec (spec);
+
+  mta_harness_negotiate (mta, 6, 0x1ff, 0x1fffff);
+  g_free (mta_harness_read (mta));
+  return mta;
+}
+
 /* Runs one message through the filter; returns the X-Served-By value. */
 static gchar *
 run_session (MtaHarness *mta)
@@ -643,6 +655,24 @@ count_parked (gpointer data)
   return n;
 }
 
+/* A client listening on a free local port whose sessions park after
+ * park_delay_ms; each new context is added to contexts. */
+static MilterClient *
+new_parking_client (guint       park_delay_ms,
+                    GPtrArray  *contexts,
+                    gchar     **spec)
+{
+  MilterClient *client = new_client ("inet:0@127.0.0.1");
+  g_autoptr(GError) error = NULL;
+
+  milter_client_set_park_delay (client, park_delay_ms * 1000);
+  g_signal_connect (client, "connection-established", G_CALLBACK (collect_context), contexts);
+  g_assert_true (milter_client_listen (client, &error));
+  g_assert_no_error (error);
+  *spec = first_listen_spec (client);
+  return client;
+}
+
 static void
 wait_for_parked (GPtrArray *contexts,
                  guint      n)
@@ -658,21 +688,14 @@ static void
 test_idle_sessions_park (void)
 {
   guint fds_before = (g_main_context_iteration (NULL, FALSE), count_fds ());
-  g_autoptr(MilterClient) client = new_client ("inet:0@127.0.0.1");
   g_autoptr(GPtrArray) contexts = g_ptr_array_new_with_free_func (g_object_unref);
-  g_autoptr(GError) error = NULL;
   g_autofree gchar *spec = NULL;
+  g_autoptr(MilterClient) client = new_parking_client (50, contexts, &spec);
   MtaHarness *mtas[40];
 
-  milter_client_set_park_delay (client, 50 * 1000);
-  g_signal_connect (client, "connection-established", G_CALLBACK (collect_context), contexts);
-  g_assert_true (milter_client_listen (client, &error));
-  spec = first_listen_spec (client);
   for (guint i = 0; i < G_N_ELEMENTS (mtas); i++)
     {
-      mtas[i] = connect_to_spec (spec);
-      mta_harness_negotiate (mtas[i], 6, 0x1ff, 0x1fffff);
-      g_free (mta_harness_read (mtas[i]));
+      mtas[i] = connect_negotiated (spec);
       mta_harness_helo (mtas[i], "ok.example");
       mta_harness_expect (mtas[i], "c");
     }
@@ -721,21 +744,14 @@ test_idle_sessions_park (void)
 static void
 test_parked_session_times_out (void)
 {
-  g_autoptr(MilterClient) client = new_client ("inet:0@127.0.0.1");
   g_autoptr(GPtrArray) contexts = g_ptr_array_new_with_free_func (g_object_unref);
-  g_autoptr(GError) error = NULL;
   g_autofree gchar *spec = NULL;
+  g_autoptr(MilterClient) client = new_parking_client (20, contexts, &spec);
   MtaHarness *mta;
   gint64 parked_at;
 
-  milter_client_set_park_delay (client, 20 * 1000);
   g_object_set (client, "timeout", 1, NULL);
-  g_signal_connect (client, "connection-established", G_CALLBACK (collect_context), contexts);
-  g_assert_true (milter_client_listen (client, &error));
-  spec = first_listen_spec (client);
-  mta = connect_to_spec (spec);
-  mta_harness_negotiate (mta, 6, 0x1ff, 0x1fffff);
-  g_free (mta_harness_read (mta));
+  mta = connect_negotiated (spec);
   wait_for_parked (contexts, 1);
   parked_at = g_get_monotonic_time ();
   mta_harness_expect_closed (mta);
@@ -748,23 +764,14 @@ test_parked_session_times_out (void)
 static void
 test_shutdown_parked_sessions (void)
 {
-  g_autoptr(MilterClient) client = new_client ("inet:0@127.0.0.1");
   g_autoptr(GPtrArray) contexts = g_ptr_array_new_with_free_func (g_object_unref);
-  g_autoptr(GError) error = NULL;
   g_autofree gchar *spec = NULL;
+  g_autoptr(MilterClient) client = new_parking_client (20, contexts, &spec);
   MtaHarness *mtas[5];
 
-  milter_client_set_park_delay (client, 20 * 1000);
   g_object_set (client, "shutdown-grace-period", 1, NULL);
-  g_signal_connect (client, "connection-established", G_CALLBACK (collect_context), contexts);
-  g_assert_true (milter_client_listen (client, &error));
-  spec = first_listen_spec (client);
   for (guint i = 0; i < G_N_ELEMENTS (mtas); i++)
-    {
-      mtas[i] = connect_to_spec (spec);
-      mta_harness_negotiate (mtas[i], 6, 0x1ff, 0x1fffff);
-      g_free (mta_harness_read (mtas[i]));
-    }
+    mtas[i] = connect_negotiated (spec);
   wait_for_parked (contexts, G_N_ELEMENTS (mtas));
   milter_client_shutdown (client);
   wait_for_sessions (client, 0);
@@ -834,9 +841,7 @@ test_context_type (void)
   g_assert_no_error (error);
   spec = first_listen_spec (client);
 
-  mta = connect_to_spec (spec);
-  mta_harness_negotiate (mta, 6, 0x1ff, 0x1fffff);
-  g_free (mta_harness_read (mta));
+  mta = connect_negotiated (spec);
   mta_harness_helo (mta, "ok.example");
   mta_harness_expect (mta, "r");
   g_assert_cmpuint (n, ==, 1);
@@ -1031,9 +1036,7 @@ run_shutdown_case (gboolean never_reply)
     g_cond_wait (&e.cond, &e.mutex);
   g_mutex_unlock (&e.mutex);
 
-  mta = connect_to_spec (e.spec);
-  mta_harness_negotiate (mta, 6, 0x1ff, 0x1fffff);
-  g_free (mta_harness_read (mta));
+  mta = connect_negotiated (e.spec);
   mta_harness_helo (mta, "h");
   test_util_run_for (50);
   shutdown_at = g_get_monotonic_time ();
@@ -1532,9 +1535,7 @@ test_privileges_and_pid_file (void)
   server.pid = atoi (contents);
   g_assert_cmpint (server.pid, >, 0);
 
-  mta = connect_to_spec (server.spec);
-  mta_harness_negotiate (mta, 6, 0x1ff, 0x1fffff);
-  g_free (mta_harness_read (mta));
+  mta = connect_negotiated (server.spec);
   mta_harness_end_of_message (mta);
   g_free (mta_harness_read (mta));
   ids = mta_harness_read (mta);
