@@ -1355,6 +1355,34 @@ test_limit_headers (Fixture *f, gconstpointer data)
   g_assert_cmpuint (f->n_abort, ==, 1);
 }
 
+/* Each message may have max-recipients; a new message starts counting
+ * again. */
+static void
+test_limit_recipients (Fixture *f, gconstpointer data)
+{
+  hook_all (f);
+  milter_client_context_set_max_recipients (f->context, 2);
+  drive_to (f, "envelope-recipient");
+  mta_harness_expect (f->mta, "c");
+  mta_harness_rcpt (f->mta, "<c@x>");
+  mta_harness_expect (f->mta, "c");
+  mta_harness_simple (f->mta, 'A');
+  mta_harness_mail (f->mta, "<a@x>");
+  mta_harness_expect (f->mta, "c");
+  for (guint i = 0; i < 2; i++)
+    {
+      mta_harness_rcpt (f->mta, "<d@x>");
+      mta_harness_expect (f->mta, "c");
+    }
+  /* The third recipient of this message is one too many. */
+  mta_harness_rcpt (f->mta, "<e@x>");
+  mta_harness_expect_closed (f->mta);
+  wait_finished (f);
+  g_assert_error (f->error, MILTER_CLIENT_CONTEXT_ERROR,
+                  MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_RECIPIENTS);
+  g_assert_cmpuint (f->n_abort, ==, 2);
+}
+
 static void
 test_limit_macros (Fixture *f, gconstpointer data)
 {
@@ -2415,6 +2443,7 @@ main (int    argc,
   ADD ("end/timeout", test_timeout);
   ADD ("end/timeout-not-during-progress", test_timeout_not_during_progress);
   ADD ("limits/headers", test_limit_headers);
+  ADD ("limits/recipients", test_limit_recipients);
   ADD ("limits/macros", test_limit_macros);
   ADD ("limits/slow-peer", test_limit_slow_peer);
   ADD ("limits/peer-not-reading", test_limit_peer_not_reading);

@@ -851,6 +851,38 @@ test_context_type (void)
   milter_client_shutdown (client);
 }
 
+/* The client's settings are each new session's. */
+static void
+test_settings_reach_sessions (void)
+{
+  static const struct { const gchar *name; guint value; } settings[] = {
+    { "timeout", 17 },
+    { "packet-buffer-size", 1234 },
+    { "max-packet-length", 70000 },
+    { "max-headers", 5 },
+    { "max-recipients", 7 },
+    { "max-macros", 9 },
+  };
+  g_autoptr(GPtrArray) contexts = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autofree gchar *spec = NULL;
+  g_autoptr(MilterClient) client = new_parking_client (1000, contexts, &spec);
+  MtaHarness *mta;
+
+  for (guint i = 0; i < G_N_ELEMENTS (settings); i++)
+    g_object_set (client, settings[i].name, settings[i].value, NULL);
+  mta = connect_negotiated (spec);
+  g_assert_cmpuint (contexts->len, ==, 1);
+  for (guint i = 0; i < G_N_ELEMENTS (settings); i++)
+    {
+      guint value = 0;
+
+      g_object_get (g_ptr_array_index (contexts, 0), settings[i].name, &value, NULL);
+      g_assert_cmpuint (value, ==, settings[i].value);
+    }
+  mta_harness_free (mta);
+  wait_for_sessions (client, 0);
+}
+
 static void
 test_max_connections (void)
 {
@@ -1691,6 +1723,7 @@ main (int    argc,
   g_test_add_func ("/client/sessions/idle-sessions-park", test_idle_sessions_park);
   g_test_add_func ("/client/sessions/parked-session-times-out", test_parked_session_times_out);
   g_test_add_func ("/client/sessions/context-type", test_context_type);
+  g_test_add_func ("/client/sessions/settings-reach-sessions", test_settings_reach_sessions);
   g_test_add_func ("/client/sessions/handle-stream-pipes", test_handle_stream_pipes);
   g_test_add_func ("/client/shutdown/waits-for-session", test_shutdown_waits_for_session);
   g_test_add_func ("/client/shutdown/grace-expires", test_shutdown_grace_expires);

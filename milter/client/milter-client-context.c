@@ -133,6 +133,7 @@
  * not read our replies cannot make us buffer without bound. */
 #define OUTPUT_HIGH_WATER (256 * 1024)
 #define DEFAULT_MAX_HEADERS 10000
+#define DEFAULT_MAX_RECIPIENTS 100000
 
 /* ---- steps ----------------------------------------------------------- */
 
@@ -318,6 +319,7 @@ struct _MilterClientContextPrivate
   GHashTable *shelf;
   gchar **esmtp_parameters;
   guint n_headers;
+  guint n_recipients;
   gchar *recipient;              /* of the RCPT being handled */
   GByteArray *replacement_body;
 
@@ -338,6 +340,7 @@ struct _MilterClientContextPrivate
   guint packet_buffer_size;
   gboolean use_bytes;
   guint max_headers;
+  guint max_recipients;
   guint max_macros;
   MilterStatus fallback_status;
 };
@@ -356,6 +359,7 @@ enum {
   PROP_USE_BYTES,
   PROP_MAX_PACKET_LENGTH,
   PROP_MAX_HEADERS,
+  PROP_MAX_RECIPIENTS,
   PROP_MAX_MACROS,
   PROP_N_PROCESSING_SESSIONS,
   PROP_FALLBACK_STATUS,
@@ -1090,6 +1094,7 @@ reset_message_data (MilterClientContext *self)
   g_clear_pointer (&priv->replacement_body, g_byte_array_unref);
   g_clear_pointer (&priv->recipient, g_free);
   priv->n_headers = 0;
+  priv->n_recipients = 0;
 }
 
 /* Any message command opens a message if none is open: with MAIL
@@ -1215,16 +1220,19 @@ emit_abort (MilterClientContext *self)
   set_state (self, MILTER_CLIENT_CONTEXT_STATE_ABORT_REPLIED);
 }
 
+/* Counts one more of what the message record keeps (headers, recipients);
+ * past the limit the session ends, so an MTA cannot grow it without bound. */
 static gboolean
-check_header_limit (MilterClientContext *self)
+check_message_limit (MilterClientContext     *self,
+                     guint                   *count,
+                     guint                    limit,
+                     MilterClientContextError code,
+                     const gchar             *what)
 {
-  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
-
-  if (priv->max_headers == 0 || ++priv->n_headers <= priv->max_headers)
+  if (limit == 0 || ++*count <= limit)
     return TRUE;
-  end_connection (self, g_error_new (MILTER_CLIENT_CONTEXT_ERROR,
-                                     MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_HEADERS,
-                                     "More than %u headers in one message", priv->max_headers));
+  end_connection (self, g_error_new (MILTER_CLIENT_CONTEXT_ERROR, code,
+                                     "More than %u %s in one message", limit, what));
   return FALSE;
 }
 
@@ -1343,7 +1351,9 @@ handle_envelope_recipient (MilterClientContext *self,
   MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
   MilterStatus status = MILTER_STATUS_DEFAULT;
 
-  if (!enter_position (self, AT_RCPT, packet->command))
+  if (!enter_position (self, AT_RCPT, packet->command) ||
+      !check_message_limit (self, &priv->n_recipients, priv->max_recipients,
+                            MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_RECIPIENTS, "recipients"))
     return;
   clear_macros_from (self, MACROS_DATA);
   ensure_message (self);
@@ -1379,7 +1389,9 @@ handle_header (MilterClientContext *self,
   MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
   MilterStatus status = MILTER_STATUS_DEFAULT;
 
-  if (!enter_position (self, AT_HEADER, packet->command) || !check_header_limit (self))
+  if (!enter_position (self, AT_HEADER, packet->command) ||
+      !check_message_limit (self, &priv->n_headers, priv->max_headers,
+                            MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_HEADERS, "headers"))
     return;
   ensure_message (self);
   milter_headers_add (milter_message_result_get_headers (priv->message_result),
@@ -2614,6 +2626,9 @@ milter_client_context_get_property (GObject    *object,
     case PROP_MAX_HEADERS:
       g_value_set_uint (value, priv->max_headers);
       break;
+    case PROP_MAX_RECIPIENTS:
+      g_value_set_uint (value, priv->max_recipients);
+      break;
     case PROP_MAX_MACROS:
       g_value_set_uint (value, milter_client_context_get_max_macros (self));
       break;
@@ -2668,6 +2683,9 @@ milter_client_context_set_property (GObject      *object,
       break;
     case PROP_MAX_HEADERS:
       milter_client_context_set_max_headers (self, g_value_get_uint (value));
+      break;
+    case PROP_MAX_RECIPIENTS:
+      milter_client_context_set_max_recipients (self, g_value_get_uint (value));
       break;
     case PROP_MAX_MACROS:
       milter_client_context_set_max_macros (self, g_value_get_uint (value));
@@ -2880,6 +2898,19 @@ install_properties (GObjectClass *object_class)
   properties[PROP_MAX_HEADERS] =
     g_param_spec_uint ("max-headers", "Maximum headers", "The most headers one message may have",
                        0, G_MAXUINT, DEFAULT_MAX_HEADERS, rw);
+
+  /**
+   * MilterClientContext:max-recipients:
+   *
+   * The most recipients (RCPT commands) one message may have (0: no
+   * limit). The message result keeps each of them.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MAX_RECIPIENTS] =
+    g_param_spec_uint ("max-recipients", "Maximum recipients",
+                       "The most recipients one message may have",
+                       0, G_MAXUINT, DEFAULT_MAX_RECIPIENTS, rw);
 
   /**
    * MilterClientContext:max-macros:
@@ -3482,6 +3513,7 @@ milter_client_context_init (MilterClientContext *self)
   priv->last_state = MILTER_CLIENT_CONTEXT_STATE_START;
   priv->timeout = MILTER_CLIENT_CONTEXT_DEFAULT_TIMEOUT;
   priv->max_headers = DEFAULT_MAX_HEADERS;
+  priv->max_recipients = DEFAULT_MAX_RECIPIENTS;
   priv->max_macros = MILTER_DECODER_DEFAULT_MAX_MACROS;
   priv->fallback_status = MILTER_STATUS_CONTINUE;
   memcpy (priv->allowed, next_positions, sizeof priv->allowed);
@@ -5171,6 +5203,49 @@ milter_client_context_set_max_headers (MilterClientContext *context,
     return;
   priv->max_headers = max_headers;
   g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_MAX_HEADERS]);
+}
+
+/**
+ * milter_client_context_get_max_recipients:
+ * @context: a #MilterClientContext
+ *
+ * Gets #MilterClientContext:max-recipients.
+ *
+ * Returns: the limit (0: none)
+ *
+ * Since: 1.0
+ */
+guint
+milter_client_context_get_max_recipients (MilterClientContext *context)
+{
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), 0);
+
+  return priv->max_recipients;
+}
+
+/**
+ * milter_client_context_set_max_recipients:
+ * @context: a #MilterClientContext
+ * @max_recipients: the limit (0: none)
+ *
+ * Sets #MilterClientContext:max-recipients.
+ *
+ * Since: 1.0
+ */
+void
+milter_client_context_set_max_recipients (MilterClientContext *context,
+                                          guint                max_recipients)
+{
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
+  g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
+
+  if (priv->max_recipients == max_recipients)
+    return;
+  priv->max_recipients = max_recipients;
+  g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_MAX_RECIPIENTS]);
 }
 
 /**

@@ -189,6 +189,8 @@ struct _MilterClientContextClass
  *   headers than #MilterClientContext:max-headers
  * @MILTER_CLIENT_CONTEXT_ERROR_NOT_SUPPORTED: the stream cannot be used
  *   (it is not pollable)
+ * @MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_RECIPIENTS: a message with more
+ *   recipients than #MilterClientContext:max-recipients
  *
  * Errors of a #MilterClientContext. Faults in the packets themselves are
  * reported in the %MILTER_DECODER_ERROR domain.
@@ -204,6 +206,7 @@ typedef enum {
   MILTER_CLIENT_CONTEXT_ERROR_INVALID_NEGOTIATION,
   MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_HEADERS,
   MILTER_CLIENT_CONTEXT_ERROR_NOT_SUPPORTED,
+  MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_RECIPIENTS,
 } MilterClientContextError;
 
 /**
@@ -413,6 +416,11 @@ guint milter_client_context_get_max_headers (MilterClientContext *context);
 MILTER_AVAILABLE_IN_ALL
 void milter_client_context_set_max_headers (MilterClientContext *context,
                                             guint                max_headers);
+MILTER_AVAILABLE_IN_ALL
+guint milter_client_context_get_max_recipients (MilterClientContext *context);
+MILTER_AVAILABLE_IN_ALL
+void milter_client_context_set_max_recipients (MilterClientContext *context,
+                                               guint                max_recipients);
 MILTER_AVAILABLE_IN_ALL
 guint milter_client_context_get_max_macros (MilterClientContext *context);
 MILTER_AVAILABLE_IN_ALL

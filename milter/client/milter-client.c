@@ -141,6 +141,7 @@ struct _MilterClient
   GType context_type;
   guint max_packet_length;
   guint max_headers;
+  guint max_recipients;
   guint max_macros;
   MilterStatus fallback_status;
 
@@ -181,6 +182,7 @@ enum {
   PROP_USE_BYTES,
   PROP_MAX_PACKET_LENGTH,
   PROP_MAX_HEADERS,
+  PROP_MAX_RECIPIENTS,
   PROP_MAX_MACROS,
   PROP_MAX_CONNECTIONS,
   PROP_N_WORKERS,
@@ -898,6 +900,9 @@ milter_client_get_property (GObject    *object,
     case PROP_MAX_HEADERS:
       g_value_set_uint (value, self->max_headers);
       break;
+    case PROP_MAX_RECIPIENTS:
+      g_value_set_uint (value, self->max_recipients);
+      break;
     case PROP_MAX_MACROS:
       g_value_set_uint (value, self->max_macros);
       break;
@@ -985,6 +990,9 @@ milter_client_set_property (GObject      *object,
       break;
     case PROP_MAX_HEADERS:
       set_uint (self, &self->max_headers, g_value_get_uint (value), prop_id);
+      break;
+    case PROP_MAX_RECIPIENTS:
+      set_uint (self, &self->max_recipients, g_value_get_uint (value), prop_id);
       break;
     case PROP_MAX_MACROS:
       set_uint (self, &self->max_macros, g_value_get_uint (value), prop_id);
@@ -1117,6 +1125,18 @@ install_properties (GObjectClass *object_class)
   properties[PROP_MAX_HEADERS] =
     g_param_spec_uint ("max-headers", "Maximum headers", "The most headers one message may have",
                        0, G_MAXUINT, 10000, rw);
+
+  /**
+   * MilterClient:max-recipients:
+   *
+   * The #MilterClientContext:max-recipients of new sessions.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MAX_RECIPIENTS] =
+    g_param_spec_uint ("max-recipients", "Maximum recipients",
+                       "The most recipients one message may have",
+                       0, G_MAXUINT, 100000, rw);
 
   /**
    * MilterClient:max-macros:
@@ -1383,6 +1403,7 @@ milter_client_init (MilterClient *self)
   self->timeout = MILTER_CLIENT_CONTEXT_DEFAULT_TIMEOUT;
   self->max_packet_length = MILTER_DECODER_DEFAULT_MAX_PACKET_LENGTH;
   self->max_headers = 10000;
+  self->max_recipients = 100000;
   self->max_macros = MILTER_DECODER_DEFAULT_MAX_MACROS;
   self->fallback_status = MILTER_STATUS_CONTINUE;
   self->park_delay = DEFAULT_PARK_DELAY;
@@ -1641,6 +1662,7 @@ serve (MilterClient  *client,
   milter_client_context_set_use_bytes (context, client->use_bytes);
   milter_client_context_set_max_packet_length (context, client->max_packet_length);
   milter_client_context_set_max_headers (context, client->max_headers);
+  milter_client_context_set_max_recipients (context, client->max_recipients);
   milter_client_context_set_max_macros (context, client->max_macros);
   milter_client_context_set_fallback_status (context, client->fallback_status);
   g_ptr_array_add (client->sessions, context);
