@@ -964,6 +964,35 @@ test_handle_stream_pipes (void)
   close (to_filter[1]);
 }
 
+/* A stream that cannot be polled is refused; the context the client made
+ * for it is no session of the client, even while someone keeps it. */
+static void
+test_handle_stream_refused (void)
+{
+  g_autoptr(MilterClient) client = milter_client_new ();
+  g_autoptr(GPtrArray) contexts = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GFile) file = g_file_new_for_path ("/dev/null");
+  g_autoptr(GFileInputStream) input = g_file_read (file, NULL, NULL);
+  g_autoptr(GOutputStream) output = g_memory_output_stream_new_resizable ();
+  g_autoptr(GIOStream) stream = NULL;
+  g_autoptr(GError) error = NULL;
+  guint finished = 0;
+
+  g_assert_nonnull (input);
+  stream = g_simple_io_stream_new (G_INPUT_STREAM (input), output);
+  g_signal_connect (client, "connection-established", G_CALLBACK (collect_context), contexts);
+  g_signal_connect (client, "connection-established", G_CALLBACK (watch_finished), &finished);
+  g_assert_null (milter_client_handle_stream (client, stream, &error));
+  g_assert_error (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_NOT_SUPPORTED);
+  g_assert_cmpuint (milter_client_get_n_processing_sessions (client), ==, 0);
+  g_assert_cmpuint (contexts->len, ==, 1);
+  /* The client goes first; the context it made for the stream never
+   * started, so it never finishes. */
+  g_clear_object (&client);
+  g_ptr_array_set_size (contexts, 0);
+  g_assert_cmpuint (finished, ==, 0);
+}
+
 /* ---- shutdown, in an embedding thread -------------------------------------- */
 
 typedef struct
@@ -1725,6 +1754,7 @@ main (int    argc,
   g_test_add_func ("/client/sessions/context-type", test_context_type);
   g_test_add_func ("/client/sessions/settings-reach-sessions", test_settings_reach_sessions);
   g_test_add_func ("/client/sessions/handle-stream-pipes", test_handle_stream_pipes);
+  g_test_add_func ("/client/sessions/handle-stream-refused", test_handle_stream_refused);
   g_test_add_func ("/client/shutdown/waits-for-session", test_shutdown_waits_for_session);
   g_test_add_func ("/client/shutdown/grace-expires", test_shutdown_grace_expires);
   g_test_add_func ("/client/shutdown/parked-sessions", test_shutdown_parked_sessions);

@@ -759,6 +759,24 @@ quit_if_done (MilterClient *self)
     g_main_loop_quit (self->loop);
 }
 
+/* Drops a session. The search starts from the newest: sessions that end
+ * soon after they start are most of them, while the oldest ones are often
+ * idle and stay, so a search from the front would pass them every time. */
+static void
+remove_session (MilterClient        *self,
+                MilterClientContext *context)
+{
+  for (guint i = self->sessions->len; i > 0; i--)
+    {
+      if (g_ptr_array_index (self->sessions, i - 1) == context)
+        {
+          g_ptr_array_remove_index_fast (self->sessions, i - 1);
+          break;
+        }
+    }
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_PROCESSING_SESSIONS]);
+}
+
 static void
 on_session_finished (MilterClientContext *context,
                      gpointer             user_data)
@@ -769,8 +787,7 @@ on_session_finished (MilterClientContext *context,
   if (!milter_client_context_is_finished (context))
     return;
   milter_client_context_set_finished_func (context, NULL, NULL);
-  g_ptr_array_remove_fast (self->sessions, context);
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_PROCESSING_SESSIONS]);
+  remove_session (self, context);
   update_accepting (self);
   quit_if_done (self);
 }
@@ -1677,9 +1694,9 @@ serve (MilterClient  *client,
     }
   else if (!milter_client_context_start (context, stream, error))
     {
-      g_signal_handlers_disconnect_by_func (context, on_session_finished, client);
-      g_ptr_array_remove_fast (client->sessions, context);
-      g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_N_PROCESSING_SESSIONS]);
+      milter_client_context_set_finished_func (context, NULL, NULL);
+      milter_client_context_set_parking_lot (context, NULL, 0);
+      remove_session (client, context);
       return NULL;
     }
   return context;
