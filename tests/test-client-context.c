@@ -1355,6 +1355,25 @@ test_limit_headers (Fixture *f, gconstpointer data)
   g_assert_cmpuint (f->n_abort, ==, 1);
 }
 
+/* The bytes of a message's headers (name, value, a NUL after each) and
+ * recipients (address and NUL) share one budget. */
+static void
+test_limit_message_result_size (Fixture *f, gconstpointer data)
+{
+  hook_all (f);
+  milter_client_context_set_max_message_result_size (f->context, 36);
+  drive_to (f, "header");  /* "<b@x>": 6 bytes, "Subject", "s": 10 */
+  mta_harness_expect (f->mta, "c");
+  mta_harness_header (f->mta, "X-More", "0123456789");  /* 34 */
+  mta_harness_expect (f->mta, "c");
+  mta_harness_header (f->mta, "X-More", "x");  /* 43 */
+  mta_harness_expect_closed (f->mta);
+  wait_finished (f);
+  g_assert_error (f->error, MILTER_CLIENT_CONTEXT_ERROR,
+                  MILTER_CLIENT_CONTEXT_ERROR_MESSAGE_RESULT_TOO_LARGE);
+  g_assert_cmpuint (f->n_abort, ==, 1);
+}
+
 /* Each message may have max-recipients; a new message starts counting
  * again. */
 static void
@@ -2443,6 +2462,7 @@ main (int    argc,
   ADD ("end/timeout", test_timeout);
   ADD ("end/timeout-not-during-progress", test_timeout_not_during_progress);
   ADD ("limits/headers", test_limit_headers);
+  ADD ("limits/message-result-size", test_limit_message_result_size);
   ADD ("limits/recipients", test_limit_recipients);
   ADD ("limits/macros", test_limit_macros);
   ADD ("limits/slow-peer", test_limit_slow_peer);

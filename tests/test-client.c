@@ -860,6 +860,7 @@ test_settings_reach_sessions (void)
     { "packet-buffer-size", 1234 },
     { "max-packet-length", 70000 },
     { "max-headers", 5 },
+    { "max-message-result-size", 4096 },
     { "max-recipients", 7 },
     { "max-macros", 9 },
   };

@@ -134,6 +134,7 @@
 #define OUTPUT_HIGH_WATER (256 * 1024)
 #define DEFAULT_MAX_HEADERS 10000
 #define DEFAULT_MAX_RECIPIENTS 100000
+#define DEFAULT_MAX_MESSAGE_RESULT_SIZE (16 * 1024 * 1024)
 
 /* ---- steps ----------------------------------------------------------- */
 
@@ -318,8 +319,9 @@ struct _MilterClientContextPrivate
   MilterMessageResult *message_result;
   GHashTable *shelf;
   gchar **esmtp_parameters;
-  guint n_headers;
-  guint n_recipients;
+  guint64 n_headers;
+  guint64 result_size;           /* bytes of headers and recipients kept */
+  guint64 n_recipients;
   gchar *recipient;              /* of the RCPT being handled */
   GByteArray *replacement_body;
 
@@ -340,6 +342,7 @@ struct _MilterClientContextPrivate
   guint packet_buffer_size;
   gboolean use_bytes;
   guint max_headers;
+  guint max_message_result_size;
   guint max_recipients;
   guint max_macros;
   MilterStatus fallback_status;
@@ -359,6 +362,7 @@ enum {
   PROP_USE_BYTES,
   PROP_MAX_PACKET_LENGTH,
   PROP_MAX_HEADERS,
+  PROP_MAX_MESSAGE_RESULT_SIZE,
   PROP_MAX_RECIPIENTS,
   PROP_MAX_MACROS,
   PROP_N_PROCESSING_SESSIONS,
@@ -1094,6 +1098,7 @@ reset_message_data (MilterClientContext *self)
   g_clear_pointer (&priv->replacement_body, g_byte_array_unref);
   g_clear_pointer (&priv->recipient, g_free);
   priv->n_headers = 0;
+  priv->result_size = 0;
   priv->n_recipients = 0;
 }
 
@@ -1220,20 +1225,36 @@ emit_abort (MilterClientContext *self)
   set_state (self, MILTER_CLIENT_CONTEXT_STATE_ABORT_REPLIED);
 }
 
-/* Counts one more of what the message record keeps (headers, recipients);
- * past the limit the session ends, so an MTA cannot grow it without bound. */
+/* Adds amount to a tally of what the message record keeps (headers,
+ * their bytes, recipients); past the limit the session ends, so an MTA
+ * cannot grow it without bound. */
 static gboolean
 check_message_limit (MilterClientContext     *self,
-                     guint                   *count,
+                     guint64                 *tally,
+                     guint64                  amount,
                      guint                    limit,
                      MilterClientContextError code,
                      const gchar             *what)
 {
-  if (limit == 0 || ++*count <= limit)
+  *tally += amount;
+  if (limit == 0 || *tally <= limit)
     return TRUE;
   end_connection (self, g_error_new (MILTER_CLIENT_CONTEXT_ERROR, code,
                                      "More than %u %s in one message", limit, what));
   return FALSE;
+}
+
+/* The bytes of headers (name, value, a NUL after each) and recipients
+ * (address and NUL) the message result keeps. */
+static gboolean
+check_result_size (MilterClientContext *self,
+                   gsize                size)
+{
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  return check_message_limit (self, &priv->result_size, size, priv->max_message_result_size,
+                              MILTER_CLIENT_CONTEXT_ERROR_MESSAGE_RESULT_TOO_LARGE,
+                              "bytes of headers and recipients");
 }
 
 static gchar **
@@ -1352,8 +1373,9 @@ handle_envelope_recipient (MilterClientContext *self,
   MilterStatus status = MILTER_STATUS_DEFAULT;
 
   if (!enter_position (self, AT_RCPT, packet->command) ||
-      !check_message_limit (self, &priv->n_recipients, priv->max_recipients,
-                            MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_RECIPIENTS, "recipients"))
+      !check_message_limit (self, &priv->n_recipients, 1, priv->max_recipients,
+                            MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_RECIPIENTS, "recipients") ||
+      !check_result_size (self, strlen (packet->envelope.address) + 1))
     return;
   clear_macros_from (self, MACROS_DATA);
   ensure_message (self);
@@ -1390,8 +1412,9 @@ handle_header (MilterClientContext *self,
   MilterStatus status = MILTER_STATUS_DEFAULT;
 
   if (!enter_position (self, AT_HEADER, packet->command) ||
-      !check_message_limit (self, &priv->n_headers, priv->max_headers,
-                            MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_HEADERS, "headers"))
+      !check_message_limit (self, &priv->n_headers, 1, priv->max_headers,
+                            MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_HEADERS, "headers") ||
+      !check_result_size (self, packet->size))
     return;
   ensure_message (self);
   milter_headers_add (milter_message_result_get_headers (priv->message_result),
@@ -2626,6 +2649,9 @@ milter_client_context_get_property (GObject    *object,
     case PROP_MAX_HEADERS:
       g_value_set_uint (value, priv->max_headers);
       break;
+    case PROP_MAX_MESSAGE_RESULT_SIZE:
+      g_value_set_uint (value, priv->max_message_result_size);
+      break;
     case PROP_MAX_RECIPIENTS:
       g_value_set_uint (value, priv->max_recipients);
       break;
@@ -2683,6 +2709,9 @@ milter_client_context_set_property (GObject      *object,
       break;
     case PROP_MAX_HEADERS:
       milter_client_context_set_max_headers (self, g_value_get_uint (value));
+      break;
+    case PROP_MAX_MESSAGE_RESULT_SIZE:
+      milter_client_context_set_max_message_result_size (self, g_value_get_uint (value));
       break;
     case PROP_MAX_RECIPIENTS:
       milter_client_context_set_max_recipients (self, g_value_get_uint (value));
@@ -2898,6 +2927,23 @@ install_properties (GObjectClass *object_class)
   properties[PROP_MAX_HEADERS] =
     g_param_spec_uint ("max-headers", "Maximum headers", "The most headers one message may have",
                        0, G_MAXUINT, DEFAULT_MAX_HEADERS, rw);
+
+  /**
+   * MilterClientContext:max-message-result-size:
+   *
+   * The most bytes of headers and recipients one message may have (0: no
+   * limit): the #MilterMessageResult keeps them all. A header counts its
+   * name and value with a NUL after each, a recipient its address and a
+   * NUL. Together with #MilterClientContext:max-headers and
+   * #MilterClientContext:max-recipients it bounds what an MTA can make a
+   * session keep.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MAX_MESSAGE_RESULT_SIZE] =
+    g_param_spec_uint ("max-message-result-size", "Maximum message result size",
+                       "The most bytes of headers and recipients one message may have",
+                       0, G_MAXUINT, DEFAULT_MAX_MESSAGE_RESULT_SIZE, rw);
 
   /**
    * MilterClientContext:max-recipients:
@@ -3514,6 +3560,7 @@ milter_client_context_init (MilterClientContext *self)
   priv->timeout = MILTER_CLIENT_CONTEXT_DEFAULT_TIMEOUT;
   priv->max_headers = DEFAULT_MAX_HEADERS;
   priv->max_recipients = DEFAULT_MAX_RECIPIENTS;
+  priv->max_message_result_size = DEFAULT_MAX_MESSAGE_RESULT_SIZE;
   priv->max_macros = MILTER_DECODER_DEFAULT_MAX_MACROS;
   priv->fallback_status = MILTER_STATUS_CONTINUE;
   memcpy (priv->allowed, next_positions, sizeof priv->allowed);
@@ -5203,6 +5250,49 @@ milter_client_context_set_max_headers (MilterClientContext *context,
     return;
   priv->max_headers = max_headers;
   g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_MAX_HEADERS]);
+}
+
+/**
+ * milter_client_context_get_max_message_result_size:
+ * @context: a #MilterClientContext
+ *
+ * Gets #MilterClientContext:max-message-result-size.
+ *
+ * Returns: the limit in bytes (0: none)
+ *
+ * Since: 1.0
+ */
+guint
+milter_client_context_get_max_message_result_size (MilterClientContext *context)
+{
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
+  g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), 0);
+
+  return priv->max_message_result_size;
+}
+
+/**
+ * milter_client_context_set_max_message_result_size:
+ * @context: a #MilterClientContext
+ * @max_message_result_size: the limit in bytes (0: none)
+ *
+ * Sets #MilterClientContext:max-message-result-size.
+ *
+ * Since: 1.0
+ */
+void
+milter_client_context_set_max_message_result_size (MilterClientContext *context,
+                                            guint                max_message_result_size)
+{
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
+  g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
+
+  if (priv->max_message_result_size == max_message_result_size)
+    return;
+  priv->max_message_result_size = max_message_result_size;
+  g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_MAX_MESSAGE_RESULT_SIZE]);
 }
 
 /**

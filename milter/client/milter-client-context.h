@@ -191,6 +191,9 @@ struct _MilterClientContextClass
  *   (it is not pollable)
  * @MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_RECIPIENTS: a message with more
  *   recipients than #MilterClientContext:max-recipients
+ * @MILTER_CLIENT_CONTEXT_ERROR_MESSAGE_RESULT_TOO_LARGE: a message whose
+ *   headers and recipients are more bytes than
+ *   #MilterClientContext:max-message-result-size
  *
  * Errors of a #MilterClientContext. Faults in the packets themselves are
  * reported in the %MILTER_DECODER_ERROR domain.
@@ -207,6 +210,7 @@ typedef enum {
   MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_HEADERS,
   MILTER_CLIENT_CONTEXT_ERROR_NOT_SUPPORTED,
   MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_RECIPIENTS,
+  MILTER_CLIENT_CONTEXT_ERROR_MESSAGE_RESULT_TOO_LARGE,
 } MilterClientContextError;
 
 /**
@@ -416,6 +420,11 @@ guint milter_client_context_get_max_headers (MilterClientContext *context);
 MILTER_AVAILABLE_IN_ALL
 void milter_client_context_set_max_headers (MilterClientContext *context,
                                             guint                max_headers);
+MILTER_AVAILABLE_IN_ALL
+guint milter_client_context_get_max_message_result_size (MilterClientContext *context);
+MILTER_AVAILABLE_IN_ALL
+void milter_client_context_set_max_message_result_size (MilterClientContext *context,
+                                                 guint                max_message_result_size);
 MILTER_AVAILABLE_IN_ALL
 guint milter_client_context_get_max_recipients (MilterClientContext *context);
 MILTER_AVAILABLE_IN_ALL

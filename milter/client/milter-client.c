@@ -141,6 +141,7 @@ struct _MilterClient
   GType context_type;
   guint max_packet_length;
   guint max_headers;
+  guint max_message_result_size;
   guint max_recipients;
   guint max_macros;
   MilterStatus fallback_status;
@@ -182,6 +183,7 @@ enum {
   PROP_USE_BYTES,
   PROP_MAX_PACKET_LENGTH,
   PROP_MAX_HEADERS,
+  PROP_MAX_MESSAGE_RESULT_SIZE,
   PROP_MAX_RECIPIENTS,
   PROP_MAX_MACROS,
   PROP_MAX_CONNECTIONS,
@@ -917,6 +919,9 @@ milter_client_get_property (GObject    *object,
     case PROP_MAX_HEADERS:
       g_value_set_uint (value, self->max_headers);
       break;
+    case PROP_MAX_MESSAGE_RESULT_SIZE:
+      g_value_set_uint (value, self->max_message_result_size);
+      break;
     case PROP_MAX_RECIPIENTS:
       g_value_set_uint (value, self->max_recipients);
       break;
@@ -1007,6 +1012,9 @@ milter_client_set_property (GObject      *object,
       break;
     case PROP_MAX_HEADERS:
       set_uint (self, &self->max_headers, g_value_get_uint (value), prop_id);
+      break;
+    case PROP_MAX_MESSAGE_RESULT_SIZE:
+      set_uint (self, &self->max_message_result_size, g_value_get_uint (value), prop_id);
       break;
     case PROP_MAX_RECIPIENTS:
       set_uint (self, &self->max_recipients, g_value_get_uint (value), prop_id);
@@ -1142,6 +1150,18 @@ install_properties (GObjectClass *object_class)
   properties[PROP_MAX_HEADERS] =
     g_param_spec_uint ("max-headers", "Maximum headers", "The most headers one message may have",
                        0, G_MAXUINT, 10000, rw);
+
+  /**
+   * MilterClient:max-message-result-size:
+   *
+   * The #MilterClientContext:max-message-result-size of new sessions.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MAX_MESSAGE_RESULT_SIZE] =
+    g_param_spec_uint ("max-message-result-size", "Maximum message result size",
+                       "The most bytes of headers and recipients one message may have",
+                       0, G_MAXUINT, 16 * 1024 * 1024, rw);
 
   /**
    * MilterClient:max-recipients:
@@ -1421,6 +1441,7 @@ milter_client_init (MilterClient *self)
   self->max_packet_length = MILTER_DECODER_DEFAULT_MAX_PACKET_LENGTH;
   self->max_headers = 10000;
   self->max_recipients = 100000;
+  self->max_message_result_size = 16 * 1024 * 1024;
   self->max_macros = MILTER_DECODER_DEFAULT_MAX_MACROS;
   self->fallback_status = MILTER_STATUS_CONTINUE;
   self->park_delay = DEFAULT_PARK_DELAY;
@@ -1679,6 +1700,7 @@ serve (MilterClient  *client,
   milter_client_context_set_use_bytes (context, client->use_bytes);
   milter_client_context_set_max_packet_length (context, client->max_packet_length);
   milter_client_context_set_max_headers (context, client->max_headers);
+  milter_client_context_set_max_message_result_size (context, client->max_message_result_size);
   milter_client_context_set_max_recipients (context, client->max_recipients);
   milter_client_context_set_max_macros (context, client->max_macros);
   milter_client_context_set_fallback_status (context, client->fallback_status);

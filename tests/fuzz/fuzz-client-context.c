@@ -154,6 +154,7 @@ LLVMFuzzerTestOneInput (const guint8 *data,
   context = milter_client_context_new (NULL);
   milter_client_context_set_max_packet_length (context, 256 * 1024);
   milter_client_context_set_max_headers (context, 64);
+  milter_client_context_set_max_message_result_size (context, 16 * 1024);
   milter_client_context_set_max_recipients (context, 64);
   milter_client_context_set_use_bytes (context, (plan.seed & 8) != 0);
   g_signal_connect (context, "negotiate", G_CALLBACK (on_negotiate), NULL);
