@@ -1335,6 +1335,19 @@ test_timeout_not_during_progress (Fixture *f, gconstpointer data)
 
 /* ---- limits -------------------------------------------------------------- */
 
+/* The filter closed the connection over a limit: error code, and abort
+ * emitted n_abort times in all. */
+static void
+expect_ended_by_limit (Fixture                 *f,
+                       MilterClientContextError code,
+                       guint                    n_abort)
+{
+  mta_harness_expect_closed (f->mta);
+  wait_finished (f);
+  g_assert_error (f->error, MILTER_CLIENT_CONTEXT_ERROR, (gint) code);
+  g_assert_cmpuint (f->n_abort, ==, n_abort);
+}
+
 static void
 test_limit_headers (Fixture *f, gconstpointer data)
 {
@@ -1349,10 +1362,7 @@ test_limit_headers (Fixture *f, gconstpointer data)
     }
   /* The fourth header is one too many. */
   mta_harness_header (f->mta, "X-More", "x");
-  mta_harness_expect_closed (f->mta);
-  wait_finished (f);
-  g_assert_error (f->error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_HEADERS);
-  g_assert_cmpuint (f->n_abort, ==, 1);
+  expect_ended_by_limit (f, MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_HEADERS, 1);
 }
 
 /* The bytes of a message's headers (name, value, a NUL after each) and
@@ -1367,11 +1377,7 @@ test_limit_message_result_size (Fixture *f, gconstpointer data)
   mta_harness_header (f->mta, "X-More", "0123456789");  /* 34 */
   mta_harness_expect (f->mta, "c");
   mta_harness_header (f->mta, "X-More", "x");  /* 43 */
-  mta_harness_expect_closed (f->mta);
-  wait_finished (f);
-  g_assert_error (f->error, MILTER_CLIENT_CONTEXT_ERROR,
-                  MILTER_CLIENT_CONTEXT_ERROR_MESSAGE_RESULT_TOO_LARGE);
-  g_assert_cmpuint (f->n_abort, ==, 1);
+  expect_ended_by_limit (f, MILTER_CLIENT_CONTEXT_ERROR_MESSAGE_RESULT_TOO_LARGE, 1);
 }
 
 /* Each message may have max-recipients; a new message starts counting
@@ -1395,11 +1401,7 @@ test_limit_recipients (Fixture *f, gconstpointer data)
     }
   /* The third recipient of this message is one too many. */
   mta_harness_rcpt (f->mta, "<e@x>");
-  mta_harness_expect_closed (f->mta);
-  wait_finished (f);
-  g_assert_error (f->error, MILTER_CLIENT_CONTEXT_ERROR,
-                  MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_RECIPIENTS);
-  g_assert_cmpuint (f->n_abort, ==, 2);
+  expect_ended_by_limit (f, MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_RECIPIENTS, 2);
 }
 
 static void

@@ -5033,6 +5033,19 @@ milter_client_context_set_quarantine_reason (MilterClientContext *context,
   g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_QUARANTINE_REASON]);
 }
 
+/* Sets a number property, notifying a change. */
+static void
+set_uint_setting (MilterClientContext *self,
+                  guint               *field,
+                  guint                value,
+                  guint                prop_id)
+{
+  if (*field == value)
+    return;
+  *field = value;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[prop_id]);
+}
+
 /**
  * milter_client_context_get_timeout:
  * @context: a #MilterClientContext
@@ -5115,10 +5128,7 @@ milter_client_context_set_packet_buffer_size (MilterClientContext *context,
 
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
 
-  if (priv->packet_buffer_size == size)
-    return;
-  priv->packet_buffer_size = size;
-  g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_PACKET_BUFFER_SIZE]);
+  set_uint_setting (context, &priv->packet_buffer_size, size, PROP_PACKET_BUFFER_SIZE);
 }
 
 /**
@@ -5246,10 +5256,7 @@ milter_client_context_set_max_headers (MilterClientContext *context,
 
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
 
-  if (priv->max_headers == max_headers)
-    return;
-  priv->max_headers = max_headers;
-  g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_MAX_HEADERS]);
+  set_uint_setting (context, &priv->max_headers, max_headers, PROP_MAX_HEADERS);
 }
 
 /**
@@ -5289,10 +5296,7 @@ milter_client_context_set_max_message_result_size (MilterClientContext *context,
 
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
 
-  if (priv->max_message_result_size == max_message_result_size)
-    return;
-  priv->max_message_result_size = max_message_result_size;
-  g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_MAX_MESSAGE_RESULT_SIZE]);
+  set_uint_setting (context, &priv->max_message_result_size, max_message_result_size, PROP_MAX_MESSAGE_RESULT_SIZE);
 }
 
 /**
@@ -5332,10 +5336,7 @@ milter_client_context_set_max_recipients (MilterClientContext *context,
 
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
 
-  if (priv->max_recipients == max_recipients)
-    return;
-  priv->max_recipients = max_recipients;
-  g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_MAX_RECIPIENTS]);
+  set_uint_setting (context, &priv->max_recipients, max_recipients, PROP_MAX_RECIPIENTS);
 }
 
 /**
