@@ -5282,7 +5282,7 @@ milter_client_context_get_max_message_result_size (MilterClientContext *context)
 /**
  * milter_client_context_set_max_message_result_size:
  * @context: a #MilterClientContext
- * @max_message_result_size: the limit in bytes (0: none)
+ * @max_size: the limit in bytes (0: none)
  *
  * Sets #MilterClientContext:max-message-result-size.
  *
@@ -5290,13 +5290,14 @@ milter_client_context_get_max_message_result_size (MilterClientContext *context)
  */
 void
 milter_client_context_set_max_message_result_size (MilterClientContext *context,
-                                            guint                max_message_result_size)
+                                                   guint                max_size)
 {
   MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
 
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
 
-  set_uint_setting (context, &priv->max_message_result_size, max_message_result_size, PROP_MAX_MESSAGE_RESULT_SIZE);
+  set_uint_setting (context, &priv->max_message_result_size, max_size,
+                    PROP_MAX_MESSAGE_RESULT_SIZE);
 }
 
 /**

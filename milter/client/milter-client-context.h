@@ -424,7 +424,7 @@ MILTER_AVAILABLE_IN_ALL
 guint milter_client_context_get_max_message_result_size (MilterClientContext *context);
 MILTER_AVAILABLE_IN_ALL
 void milter_client_context_set_max_message_result_size (MilterClientContext *context,
-                                                 guint                max_message_result_size);
+                                                        guint                max_size);
 MILTER_AVAILABLE_IN_ALL
 guint milter_client_context_get_max_recipients (MilterClientContext *context);
 MILTER_AVAILABLE_IN_ALL
