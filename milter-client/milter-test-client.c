@@ -165,8 +165,9 @@ on_connect (MilterClientContext *context,
             gpointer             user_data)
 {
   g_autofree gchar *spec = address != NULL ? milter_connection_spec_format (address, NULL) : NULL;
+  g_autofree gchar *shown = printable (host, strlen (host));
 
-  say (context, "connect: %s %s", host, spec != NULL ? spec : "(unknown address)");
+  say (context, "connect: %s %s", shown, spec != NULL ? spec : "(unknown address)");
   return answer (context, "connect");
 }
 

@@ -506,31 +506,36 @@ def protocol_error():
 
 
 def recording_milter(name):
-    """A fake milter that answers continue to everything and records the
-    command letters of each connection (macros left out)."""
+    """A fake milter that answers continue to everything and records, for
+    each connection, the command letters (macros left out) and every
+    packet as (letter, data)."""
     sessions = []
+    packets = []
 
     def handler(connection):
         letters = []
         sessions.append(letters)
+        received = []
+        packets.append(received)
         read_packet(connection)
         connection.sendall(packet(b"O", struct.pack(">III", 6, 0, 0)))
         while True:
-            letter, _ = read_packet(connection)
+            letter, data = read_packet(connection)
             if letter is None or letter == b"Q":
                 return
+            received.append((letter, data))
             if letter == b"D":
                 continue
             letters.append(letter.decode())
             if letter != b"A":
                 connection.sendall(packet(b"c"))
 
-    return FakeMilter(name, handler), sessions
+    return FakeMilter(name, handler), sessions, packets
 
 
 @test
 def abort_after():
-    fake, sessions = recording_milter("abort-after")
+    fake, sessions, _ = recording_milter("abort-after")
     try:
         result = run("--abort-after", "header", "-h", "Subject: one", "-h", "X-Two: 2",
                      spec=fake.spec)
@@ -564,6 +569,26 @@ def abort_after():
     expect_status(result, 1)
     expect_text(result, "--abort-after must be envelope-from, envelope-recipient, data, "
                         "header, end-of-header or body, not “quit”", "stderr")
+
+
+@test
+def raw_bytes_arguments():
+    # Mail is not always UTF-8: what the command line gives reaches the
+    # milter byte for byte.
+    fake, _, packets = recording_milter("raw-bytes")
+    try:
+        result = run(b"--connect-host=h\xe9", b"--helo-fqdn=e\xe9", b"-f", b"<f\xe9@x>",
+                     b"-r", b"<r\xff@x>", b"-h", b"X-Raw: caf\xe9", b"-b", b"b\xe9",
+                     b"--connect-macro=j:v\xe9", spec=fake.spec)
+        expect_status(result, 0)
+        received = packets[-1]
+        for letter, data in [(b"C", b"h\xe9\0"), (b"H", b"e\xe9\0"), (b"M", b"<f\xe9@x>\0"),
+                             (b"R", b"<r\xff@x>\0"), (b"L", b"X-Raw\0caf\xe9\0"),
+                             (b"B", b"b\xe9"), (b"D", b"j\0v\xe9\0")]:
+            check(any(l == letter and data in d for l, d in received), result,
+                  "%r with %r among %r" % (letter, data, received))
+    finally:
+        fake.close()
 
 
 @test
