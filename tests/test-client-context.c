@@ -2407,6 +2407,77 @@ test_subclass_response_method (SubclassFixture *f, gconstpointer data)
                    "helo:both.example handler helo-response:continue");
 }
 
+/* ---- a subclass that sets -response methods to NULL ---------------------- */
+
+#define TEST_TYPE_NULL_RESPONSE_CONTEXT (test_null_response_context_get_type ())
+G_DECLARE_FINAL_TYPE (TestNullResponseContext, test_null_response_context,
+                      TEST, NULL_RESPONSE_CONTEXT, MilterClientContext)
+
+struct _TestNullResponseContext
+{
+  MilterClientContext parent_instance;
+};
+
+G_DEFINE_FINAL_TYPE (TestNullResponseContext, test_null_response_context,
+                     MILTER_TYPE_CLIENT_CONTEXT)
+
+static MilterStatus
+test_null_response_context_helo (MilterClientContext *context,
+                                 const gchar         *fqdn)
+{
+  return MILTER_STATUS_REJECT;
+}
+
+static void
+test_null_response_context_class_init (TestNullResponseContextClass *klass)
+{
+  MilterClientContextClass *context_class = MILTER_CLIENT_CONTEXT_CLASS (klass);
+
+  context_class->helo = test_null_response_context_helo;
+  context_class->negotiate_response = NULL;
+  context_class->helo_response = NULL;
+}
+
+static void
+test_null_response_context_init (TestNullResponseContext *self)
+{
+}
+
+static void
+count_response_handler (MilterClientContext *context, MilterStatus status, gpointer data)
+{
+  (*(guint *) data)++;
+}
+
+/* A -response method set to NULL stands for the base class's: every
+ * step still replies, with or without a -response handler connected. */
+static void
+test_subclass_null_response_method (void)
+{
+  g_autoptr(GIOStream) filter_end = NULL;
+  g_autoptr(MilterClientContext) context = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *reply = NULL;
+  MtaHarness *mta = mta_harness_new_pair (&filter_end);
+  guint calls = 0;
+
+  context = g_object_new (TEST_TYPE_NULL_RESPONSE_CONTEXT, NULL);
+  g_assert_true (milter_client_context_start (context, filter_end, &error));
+  g_assert_no_error (error);
+
+  mta_harness_negotiate (mta, 6, POSTFIX_ACTIONS, POSTFIX_STEPS);
+  reply = mta_harness_read (mta);
+  g_assert_true (g_str_has_prefix (reply, "O 6 "));
+  mta_harness_helo (mta, "direct.example");
+  mta_harness_expect (mta, "r");
+
+  g_signal_connect (context, "helo-response", G_CALLBACK (count_response_handler), &calls);
+  mta_harness_helo (mta, "emitted.example");
+  mta_harness_expect (mta, "r");
+  g_assert_cmpuint (calls, ==, 1);
+  mta_harness_free (mta);
+}
+
 #define ADD_SUBCLASS(path, func) \
   g_test_add ("/client-context/subclass/" path, SubclassFixture, NULL, subclass_setup, func, \
               subclass_teardown)
@@ -2489,6 +2560,8 @@ main (int    argc,
   ADD_SUBCLASS ("session", test_subclass_session);
   ADD_SUBCLASS ("handlers-first", test_subclass_handlers_first);
   ADD_SUBCLASS ("response-method", test_subclass_response_method);
+  g_test_add_func ("/client-context/subclass/null-response-method",
+                   test_subclass_null_response_method);
   g_test_add_func ("/client-context/feed/error", test_feed_error);
   g_test_add_func ("/client-context/start/not-pollable", test_start_not_pollable);
 

@@ -502,6 +502,10 @@ static const guint16 response_offsets[N_STEPS] = {
 #undef OFFSET
 };
 
+/* This class's own -response methods: what a subclass that sets one to
+ * NULL gets, so that every step still sends its reply. */
+static gpointer default_response_methods[N_STEPS];
+
 typedef void (*ResponseMethod) (MilterClientContext *context,
                                 MilterStatus         status);
 typedef void (*NegotiateResponseMethod) (MilterClientContext  *context,
@@ -1166,6 +1170,24 @@ begin_step (MilterClientContext *self,
     }
 }
 
+/* Calls a -response method, which sends the step's reply. */
+static void
+call_response_method (MilterClientContext *self,
+                      Step                 step,
+                      gpointer             method,
+                      MilterStatus         status)
+{
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+
+  if (method == NULL)
+    return;
+  if (step == STEP_NEGOTIATE)
+    ((NegotiateResponseMethod) method) (self, priv->negotiate_option,
+                                        priv->negotiate_requests, status);
+  else
+    ((ResponseMethod) method) (self, status);
+}
+
 /* After an event's handlers: reply now, or wait for the response. */
 static void
 finish_step (MilterClientContext *self,
@@ -1173,6 +1195,7 @@ finish_step (MilterClientContext *self,
              MilterStatus         status)
 {
   MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
+  gpointer method;
 
   /* Abort has no reply to defer: waiting for one would only stop the
    * session, as it is when the abort is implied by a new MAIL or the end
@@ -1188,7 +1211,10 @@ finish_step (MilterClientContext *self,
       return;
     }
   /* The -response signal, or its class method alone when no handler is
-   * connected: the same for a fraction of the cost. */
+   * connected: the same for a fraction of the cost. A method a subclass
+   * set to NULL stands for this class's, so that the step still replies. */
+  method = G_STRUCT_MEMBER (gpointer, MILTER_CLIENT_CONTEXT_GET_CLASS (self),
+                            response_offsets[step]);
   priv->responding = TRUE;
   if (has_handler (self, response_signals[step]))
     {
@@ -1200,15 +1226,10 @@ finish_step (MilterClientContext *self,
     }
   else
     {
-      gpointer method = G_STRUCT_MEMBER (gpointer, MILTER_CLIENT_CONTEXT_GET_CLASS (self),
-                                         response_offsets[step]);
-
-      if (step == STEP_NEGOTIATE)
-        ((NegotiateResponseMethod) method) (self, priv->negotiate_option,
-                                            priv->negotiate_requests, status);
-      else
-        ((ResponseMethod) method) (self, status);
+      call_response_method (self, step, method, status);
     }
+  if (method == NULL)
+    call_response_method (self, step, default_response_methods[step], status);
   priv->responding = FALSE;
 }
 
@@ -3539,6 +3560,8 @@ milter_client_context_class_init (MilterClientContextClass *klass)
   klass->body_response = real_body_response;
   klass->end_of_message_response = real_end_of_message_response;
   klass->abort_response = real_abort_response;
+  for (guint step = 0; step < N_STEPS; step++)
+    default_response_methods[step] = G_STRUCT_MEMBER (gpointer, klass, response_offsets[step]);
 
   install_properties (object_class);
   install_event_signals ();

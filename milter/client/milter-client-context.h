@@ -82,7 +82,8 @@ G_DECLARE_DERIVABLE_TYPE (MilterClientContext, milter_client_context, MILTER, CL
  * may override one to look at or change the verdict of every step of its
  * kind, immediate or deferred, and must chain up to the parent class's
  * method, which sends the reply: without it the MTA waits for the reply
- * until its timeout.
+ * until its timeout. A `_response` method set to %NULL stands for
+ * #MilterClientContext's own, so that the step still gets its reply.
  *
  * Since: 1.0
  */
