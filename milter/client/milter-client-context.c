@@ -1179,8 +1179,6 @@ call_response_method (MilterClientContext *self,
 {
   MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
 
-  if (method == NULL)
-    return;
   if (step == STEP_NEGOTIATE)
     ((NegotiateResponseMethod) method) (self, priv->negotiate_option,
                                         priv->negotiate_requests, status);
@@ -1224,7 +1222,7 @@ finish_step (MilterClientContext *self,
       else
         g_signal_emit (self, response_signals[step], 0, status);
     }
-  else
+  else if (method != NULL)
     {
       call_response_method (self, step, method, status);
     }
