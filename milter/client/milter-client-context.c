@@ -11,6 +11,7 @@
 #include "milter/core/milter-errors.h"
 #include "milter/core/milter-errors-private.h"
 #include "milter/core/milter-message-result-private.h"
+#include "milter/core/milter-property-private.h"
 #include "milter/core/milter-reply-code.h"
 
 #include <errno.h>
@@ -5047,24 +5048,8 @@ milter_client_context_set_quarantine_reason (MilterClientContext *context,
 
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
 
-  if (g_strcmp0 (priv->quarantine_reason, reason) == 0)
-    return;
-  g_free (priv->quarantine_reason);
-  priv->quarantine_reason = g_strdup (reason);
-  g_object_notify_by_pspec (G_OBJECT (context), properties[PROP_QUARANTINE_REASON]);
-}
-
-/* Sets a number property, notifying a change. */
-static void
-set_uint_setting (MilterClientContext *self,
-                  guint               *field,
-                  guint                value,
-                  guint                prop_id)
-{
-  if (*field == value)
-    return;
-  *field = value;
-  g_object_notify_by_pspec (G_OBJECT (self), properties[prop_id]);
+  milter_property_set_string (G_OBJECT (context), &priv->quarantine_reason, reason,
+                              properties[PROP_QUARANTINE_REASON]);
 }
 
 /**
@@ -5149,7 +5134,8 @@ milter_client_context_set_packet_buffer_size (MilterClientContext *context,
 
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
 
-  set_uint_setting (context, &priv->packet_buffer_size, size, PROP_PACKET_BUFFER_SIZE);
+  milter_property_set_uint (G_OBJECT (context), &priv->packet_buffer_size, size,
+                            properties[PROP_PACKET_BUFFER_SIZE]);
 }
 
 /**
@@ -5277,7 +5263,8 @@ milter_client_context_set_max_headers (MilterClientContext *context,
 
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
 
-  set_uint_setting (context, &priv->max_headers, max_headers, PROP_MAX_HEADERS);
+  milter_property_set_uint (G_OBJECT (context), &priv->max_headers, max_headers,
+                            properties[PROP_MAX_HEADERS]);
 }
 
 /**
@@ -5317,8 +5304,8 @@ milter_client_context_set_max_message_result_size (MilterClientContext *context,
 
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
 
-  set_uint_setting (context, &priv->max_message_result_size, max_size,
-                    PROP_MAX_MESSAGE_RESULT_SIZE);
+  milter_property_set_uint (G_OBJECT (context), &priv->max_message_result_size, max_size,
+                            properties[PROP_MAX_MESSAGE_RESULT_SIZE]);
 }
 
 /**
@@ -5358,7 +5345,8 @@ milter_client_context_set_max_recipients (MilterClientContext *context,
 
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
 
-  set_uint_setting (context, &priv->max_recipients, max_recipients, PROP_MAX_RECIPIENTS);
+  milter_property_set_uint (G_OBJECT (context), &priv->max_recipients, max_recipients,
+                            properties[PROP_MAX_RECIPIENTS]);
 }
 
 /**

@@ -11,6 +11,7 @@
 #include "milter/core/milter-connection-spec.h"
 #include "milter/core/milter-decoder-private.h"
 #include "milter/core/milter-errors-private.h"
+#include "milter/core/milter-property-private.h"
 
 #include <errno.h>
 #include <glib-unix.h>
@@ -864,31 +865,6 @@ milter_client_finalize (GObject *object)
 }
 
 static void
-set_string (MilterClient  *self,
-            gchar        **field,
-            const gchar   *value,
-            guint          prop_id)
-{
-  if (g_strcmp0 (*field, value) == 0)
-    return;
-  g_free (*field);
-  *field = g_strdup (value);
-  g_object_notify_by_pspec (G_OBJECT (self), properties[prop_id]);
-}
-
-static void
-set_uint (MilterClient *self,
-          guint        *field,
-          guint         value,
-          guint         prop_id)
-{
-  if (*field == value)
-    return;
-  *field = value;
-  g_object_notify_by_pspec (G_OBJECT (self), properties[prop_id]);
-}
-
-static void
 milter_client_get_property (GObject    *object,
                             guint       prop_id,
                             GValue     *value,
@@ -992,10 +968,10 @@ milter_client_set_property (GObject      *object,
         g_warning ("%s", error->message);
       break;
     case PROP_TIMEOUT:
-      set_uint (self, &self->timeout, g_value_get_uint (value), prop_id);
+      milter_property_set_uint (object, &self->timeout, g_value_get_uint (value), pspec);
       break;
     case PROP_PACKET_BUFFER_SIZE:
-      set_uint (self, &self->packet_buffer_size, g_value_get_uint (value), prop_id);
+      milter_property_set_uint (object, &self->packet_buffer_size, g_value_get_uint (value), pspec);
       break;
     case PROP_USE_BYTES:
       self->use_bytes = g_value_get_boolean (value);
@@ -1008,53 +984,53 @@ milter_client_set_property (GObject      *object,
         }
       break;
     case PROP_MAX_PACKET_LENGTH:
-      set_uint (self, &self->max_packet_length, g_value_get_uint (value), prop_id);
+      milter_property_set_uint (object, &self->max_packet_length, g_value_get_uint (value), pspec);
       break;
     case PROP_MAX_HEADERS:
-      set_uint (self, &self->max_headers, g_value_get_uint (value), prop_id);
+      milter_property_set_uint (object, &self->max_headers, g_value_get_uint (value), pspec);
       break;
     case PROP_MAX_MESSAGE_RESULT_SIZE:
-      set_uint (self, &self->max_message_result_size, g_value_get_uint (value), prop_id);
+      milter_property_set_uint (object, &self->max_message_result_size, g_value_get_uint (value), pspec);
       break;
     case PROP_MAX_RECIPIENTS:
-      set_uint (self, &self->max_recipients, g_value_get_uint (value), prop_id);
+      milter_property_set_uint (object, &self->max_recipients, g_value_get_uint (value), pspec);
       break;
     case PROP_MAX_MACROS:
-      set_uint (self, &self->max_macros, g_value_get_uint (value), prop_id);
+      milter_property_set_uint (object, &self->max_macros, g_value_get_uint (value), pspec);
       break;
     case PROP_MAX_CONNECTIONS:
-      set_uint (self, &self->max_connections, g_value_get_uint (value), prop_id);
+      milter_property_set_uint (object, &self->max_connections, g_value_get_uint (value), pspec);
       update_accepting (self);
       break;
     case PROP_N_WORKERS:
-      set_uint (self, &self->n_workers, g_value_get_uint (value), prop_id);
+      milter_property_set_uint (object, &self->n_workers, g_value_get_uint (value), pspec);
       break;
     case PROP_UNIX_SOCKET_MODE:
-      set_uint (self, &self->unix_socket_mode, g_value_get_uint (value) & 07777, prop_id);
+      milter_property_set_uint (object, &self->unix_socket_mode, g_value_get_uint (value) & 07777, pspec);
       break;
     case PROP_UNIX_SOCKET_GROUP:
-      set_string (self, &self->unix_socket_group, g_value_get_string (value), prop_id);
+      milter_property_set_string (object, &self->unix_socket_group, g_value_get_string (value), pspec);
       break;
     case PROP_REMOVE_UNIX_SOCKET_ON_CLOSE:
       self->remove_unix_socket_on_close = g_value_get_boolean (value);
       break;
     case PROP_SHUTDOWN_GRACE_PERIOD:
-      set_uint (self, &self->shutdown_grace_period, g_value_get_uint (value), prop_id);
+      milter_property_set_uint (object, &self->shutdown_grace_period, g_value_get_uint (value), pspec);
       break;
     case PROP_LISTEN_BACKLOG:
       self->listen_backlog = g_value_get_int (value);
       break;
     case PROP_USER:
-      set_string (self, &self->user, g_value_get_string (value), prop_id);
+      milter_property_set_string (object, &self->user, g_value_get_string (value), pspec);
       break;
     case PROP_GROUP:
-      set_string (self, &self->group, g_value_get_string (value), prop_id);
+      milter_property_set_string (object, &self->group, g_value_get_string (value), pspec);
       break;
     case PROP_DAEMON:
       self->daemon = g_value_get_boolean (value);
       break;
     case PROP_PID_FILE:
-      set_string (self, &self->pid_file, g_value_get_string (value), prop_id);
+      milter_property_set_string (object, &self->pid_file, g_value_get_string (value), pspec);
       break;
     case PROP_FALLBACK_STATUS:
       self->fallback_status = g_value_get_enum (value);
