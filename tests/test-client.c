@@ -554,6 +554,81 @@ test_listen_twice (void)
   milter_client_shutdown (client);
 }
 
+/* A socket that does not listen is refused at once: accept() would fail
+ * on it at every wake-up. */
+static void
+test_add_socket_not_listening (void)
+{
+  g_autoptr(MilterClient) client = milter_client_new ();
+  g_autoptr(GSocket) bound = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                                           G_SOCKET_PROTOCOL_DEFAULT, NULL);
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) address = g_inet_socket_address_new (loopback, 0);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (g_socket_bind (bound, address, TRUE, NULL));
+  g_assert_false (milter_client_add_listening_socket (client, bound, &error));
+  g_assert_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_LISTEN);
+  g_assert_nonnull (strstr (error->message, "does not listen"));
+  g_clear_error (&error);
+  g_assert_true (g_socket_listen (bound, NULL));
+  g_assert_true (milter_client_add_listening_socket (client, bound, &error));
+  g_assert_no_error (error);
+}
+
+static void
+count_client_errors (MilterClient *client,
+                     GError       *error,
+                     gpointer      user_data)
+{
+  (*(guint *) user_data)++;
+}
+
+/* CPU time this process used, in milliseconds. */
+static gint64
+cpu_ms (void)
+{
+  struct rusage usage;
+
+  g_assert_cmpint (getrusage (RUSAGE_SELF, &usage), ==, 0);
+  return (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 +
+         (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000;
+}
+
+/* A listening socket that stops listening under the client (accept()
+ * fails with EINVAL at every wake-up) is retried after pauses, with one
+ * warning, instead of spinning the loop. */
+static void
+test_accept_error_backs_off (void)
+{
+  g_autoptr(MilterClient) client = milter_client_new ();
+  g_autoptr(GSocket) listening = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                                               G_SOCKET_PROTOCOL_DEFAULT, NULL);
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) address = g_inet_socket_address_new (loopback, 0);
+  guint errors = 0;
+  gint64 before;
+
+  g_assert_true (g_socket_bind (listening, address, TRUE, NULL));
+  g_assert_true (g_socket_listen (listening, NULL));
+  g_assert_true (milter_client_add_listening_socket (client, listening, NULL));
+  g_signal_connect (client, "error", G_CALLBACK (count_client_errors), &errors);
+  g_assert_true (milter_client_listen (client, NULL));
+  g_test_expect_message ("Milter", G_LOG_LEVEL_WARNING, "Cannot accept connections: *");
+  /* The socket is closed for new connections: it no longer listens, and
+   * polls as hung up. */
+  g_assert_cmpint (shutdown (g_socket_get_fd (listening), SHUT_RD), ==, 0);
+  test_util_run_for (200);
+  g_test_assert_expected_messages ();
+  g_assert_cmpuint (errors, ==, 1);
+  /* A spinning loop would use all of the time. */
+  before = cpu_ms ();
+  test_util_run_for (600);
+  g_assert_cmpint (cpu_ms () - before, <, 200);
+  g_assert_cmpuint (errors, ==, 1);
+  milter_client_shutdown (client);
+}
+
 static void
 test_several_specs (void)
 {
@@ -1505,6 +1580,22 @@ activation_setup (gpointer user_data)
   setenv ("LISTEN_FDS", "1", 1);
 }
 
+/* Runs this program in --serve mode with @fd as the one socket systemd
+ * passes, and @extra_option if not NULL. */
+static void
+spawn_activated (Server      *server,
+                 int          fd,
+                 const gchar *extra_option)
+{
+  const gchar *argv[] = { program_path, "--serve", extra_option, NULL };
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (g_spawn_async (NULL, (gchar **) argv, NULL,
+                                G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_LEAVE_DESCRIPTORS_OPEN,
+                                activation_setup, GINT_TO_POINTER (fd), &server->pid, &error));
+  g_assert_no_error (error);
+}
+
 static void
 test_socket_activation (void)
 {
@@ -1522,16 +1613,7 @@ test_socket_activation (void)
   listening = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, NULL);
   g_assert_true (g_socket_bind (listening, address, FALSE, NULL));
   g_assert_true (g_socket_listen (listening, NULL));
-  {
-    const gchar *argv[] = { g_test_get_filename (G_TEST_BUILT, "test-client", NULL), "--serve", NULL };
-    g_autoptr(GError) error = NULL;
-
-    g_assert_true (g_spawn_async (NULL, (gchar **) argv, NULL,
-                                  G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_LEAVE_DESCRIPTORS_OPEN,
-                                  activation_setup, GINT_TO_POINTER (g_socket_get_fd (listening)),
-                                  &server.pid, &error));
-    g_assert_no_error (error);
-  }
+  spawn_activated (&server, g_socket_get_fd (listening), NULL);
   /* Our copy stays open; the filter serves from the inherited one. */
   mta = connect_to_spec (server.spec);
   served_by = run_session (mta);
@@ -1541,6 +1623,71 @@ test_socket_activation (void)
   status = server_wait (&server);
   g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
   server_free (&server);
+}
+
+/* systemd's Accept=yes passes one connection, not a listening socket: the
+ * filter serves it and, with nothing else to serve, exits when the MTA
+ * leaves. */
+static void
+test_socket_activation_connection (void)
+{
+  Server server = { 0 };
+  g_autoptr(GSocket) mta_end = NULL;
+  g_autofree gchar *served_by = NULL;
+  MtaHarness *mta;
+  int pair[2];
+  gint status;
+
+  g_assert_cmpint (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), ==, 0);
+  spawn_activated (&server, pair[1], NULL);
+  close (pair[1]);
+  mta_end = g_socket_new_from_fd (pair[0], NULL);
+  g_assert_nonnull (mta_end);
+  mta = mta_harness_new (mta_end);
+  served_by = run_session (mta);
+  mta_harness_free (mta);
+  g_assert_cmpint (atoi (served_by), ==, server.pid);
+  status = server_wait (&server);
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+}
+
+/* A socket systemd passes that the filter cannot use, or a connection
+ * given to workers: the filter says why and exits with 1. */
+static void
+check_activation_refused (int          socket_type,
+                          const gchar *extra_option,
+                          const gchar *expected)
+{
+  Server server = { 0 };
+  g_autofree gchar *log_dir = make_tmp_dir ();
+  g_autofree gchar *log = g_build_filename (log_dir, "stderr", NULL);
+  g_autofree gchar *output = NULL;
+  int pair[2];
+  gint status;
+
+  g_assert_cmpint (socketpair (AF_UNIX, socket_type | SOCK_CLOEXEC, 0, pair), ==, 0);
+  g_setenv ("TEST_CLIENT_STDERR", log, TRUE);
+  spawn_activated (&server, pair[1], extra_option);
+  g_unsetenv ("TEST_CLIENT_STDERR");
+  status = server_wait (&server);
+  close (pair[0]);
+  close (pair[1]);
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 1);
+  g_assert_true (g_file_get_contents (log, &output, NULL, NULL));
+  g_test_message ("%s", output);
+  g_assert_nonnull (strstr (output, expected));
+  remove_tmp_dir (log_dir);
+}
+
+static void
+test_socket_activation_refused (void)
+{
+  check_activation_refused (SOCK_DGRAM, NULL,
+                            "Inherited file descriptor 3 is neither a listening nor a connected "
+                            "stream socket");
+  check_activation_refused (SOCK_STREAM, "--n-workers=1", "Workers need listening sockets");
 }
 
 static void
@@ -1747,6 +1894,8 @@ main (int    argc,
   g_test_add_func ("/client/listen/inet6", test_inet6);
   g_test_add_func ("/client/listen/default-spec", test_default_spec);
   g_test_add_func ("/client/listen/twice", test_listen_twice);
+  g_test_add_func ("/client/listen/add-socket-not-listening", test_add_socket_not_listening);
+  g_test_add_func ("/client/listen/accept-error-backs-off", test_accept_error_backs_off);
   g_test_add_func ("/client/listen/several-specs", test_several_specs);
   g_test_add_func ("/client/sessions/concurrent", test_concurrent_sessions);
   g_test_add_func ("/client/sessions/max-connections", test_max_connections);
@@ -1765,6 +1914,8 @@ main (int    argc,
   g_test_add_func ("/client/process/workers", test_workers);
   g_test_add_func ("/client/process/run-signals", test_run_signals);
   g_test_add_func ("/client/process/socket-activation", test_socket_activation);
+  g_test_add_func ("/client/process/socket-activation-connection", test_socket_activation_connection);
+  g_test_add_func ("/client/process/socket-activation-refused", test_socket_activation_refused);
   g_test_add_func ("/client/process/privileges-and-pid-file", test_privileges_and_pid_file);
   g_test_add_func ("/client/process/unknown-user-refused", test_unknown_user_refused);
   g_test_add_func ("/client/process/daemon-reports-failure", test_daemon_reports_failure);

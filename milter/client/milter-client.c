@@ -14,6 +14,7 @@
 #include "milter/core/milter-property-private.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib-unix.h>
 #include <gio/gunixsocketaddress.h>
 #include <netinet/in.h>
@@ -122,6 +123,8 @@ struct _MilterClient
   GPtrArray *specs;            /* of gchar*, as given */
   GPtrArray *addresses;        /* of GSocketAddress, parsed specs */
   GPtrArray *extra_sockets;    /* of GSocket, added or inherited */
+  GPtrArray *inherited_connections;  /* of GSocket: systemd's Accept=yes */
+  gboolean stop_after_sessions;  /* nothing to listen on: done when they end */
   GPtrArray *listeners;        /* of Listener* */
   GPtrArray *sessions;         /* of MilterClientContext*, owned */
   gboolean listening;
@@ -399,6 +402,27 @@ back_off (MilterClient *self,
   update_accepting (self);
 }
 
+/* Errors that the next accept() would meet again at once: retrying only
+ * after a pause keeps the loop from spinning. Network errors that Linux
+ * passes on from a pending connection concern that connection alone. */
+static gboolean
+accept_error_persists (int saved_errno)
+{
+  switch (saved_errno)
+    {
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM:
+    case EINVAL:     /* the socket no longer listens */
+    case EBADF:
+    case ENOTSOCK:
+      return TRUE;
+    default:
+      return FALSE;
+    }
+}
+
 static gboolean
 at_connection_limit (MilterClient *self)
 {
@@ -431,7 +455,7 @@ on_incoming (Listener *listener)
 
           if (saved_errno == EINTR || saved_errno == ECONNABORTED)
             continue;
-          if (saved_errno == EMFILE || saved_errno == ENFILE)
+          if (accept_error_persists (saved_errno))
             {
               milter_set_io_error_from_errno (&error, saved_errno);
               back_off (self, error);
@@ -672,26 +696,61 @@ bind_address (MilterClient    *self,
   return listener;
 }
 
+/* Whether a socket accepts connections. */
+static gboolean
+is_listening (GSocket *socket)
+{
+  gint accepts = 0;
+
+  return g_socket_get_option (socket, SOL_SOCKET, SO_ACCEPTCONN, &accepts, NULL) && accepts != 0;
+}
+
+/* Sorts systemd's sockets: listening ones (Accept=no) are listened on,
+ * a connected one (Accept=yes: one process per connection) is served. */
+static gboolean
+take_inherited_socket (MilterClient  *self,
+                       GSocket       *socket,
+                       GError       **error)
+{
+  if (is_listening (socket))
+    g_ptr_array_add (self->extra_sockets, socket);
+  else if (g_socket_get_socket_type (socket) == G_SOCKET_TYPE_STREAM && g_socket_is_connected (socket))
+    g_ptr_array_add (self->inherited_connections, socket);
+  else
+    {
+      g_set_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_SOCKET_ACTIVATION,
+                   "Inherited file descriptor %d is neither a listening nor a connected "
+                   "stream socket", g_socket_get_fd (socket));
+      g_object_unref (socket);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static gboolean
 collect_default_sockets (MilterClient  *self,
                          GError       **error)
 {
   GError *local_error = NULL;
   GList *inherited = milter_daemon_take_activation_sockets (&local_error);
+  gboolean ok = TRUE;
 
   if (local_error != NULL)
     {
       g_propagate_error (error, local_error);
       return FALSE;
     }
-  if (inherited != NULL)
+  if (inherited == NULL)
+    return milter_client_set_connection_spec (self, MILTER_CLIENT_DEFAULT_CONNECTION_SPEC, error);
+  for (GList *l = inherited; l != NULL; l = l->next)
     {
-      for (GList *l = inherited; l != NULL; l = l->next)
-        g_ptr_array_add (self->extra_sockets, l->data);
-      g_list_free (inherited);
-      return TRUE;
+      if (ok)
+        ok = take_inherited_socket (self, l->data, error);
+      else
+        g_object_unref (l->data);
     }
-  return milter_client_set_connection_spec (self, MILTER_CLIENT_DEFAULT_CONNECTION_SPEC, error);
+  g_list_free (inherited);
+  return ok;
 }
 
 /* Binds everything (no accepting yet). */
@@ -700,7 +759,7 @@ open_listeners (MilterClient  *self,
                 GError       **error)
 {
   if (self->addresses->len == 0 && self->extra_sockets->len == 0 &&
-      !collect_default_sockets (self, error))
+      self->inherited_connections->len == 0 && !collect_default_sockets (self, error))
     return FALSE;
 
   for (guint i = 0; i < self->addresses->len; i++)
@@ -792,6 +851,8 @@ on_session_finished (MilterClientContext *context,
   milter_client_context_set_finished_func (context, NULL, NULL);
   remove_session (self, context);
   update_accepting (self);
+  if (self->stop_after_sessions && self->sessions->len == 0)
+    milter_client_shutdown (self);
   quit_if_done (self);
 }
 
@@ -846,6 +907,7 @@ milter_client_finalize (GObject *object)
   g_ptr_array_unref (self->specs);
   g_ptr_array_unref (self->addresses);
   g_ptr_array_unref (self->extra_sockets);
+  g_ptr_array_unref (self->inherited_connections);
   g_ptr_array_unref (self->listeners);
   g_ptr_array_unref (self->sessions);
   g_free (self->unix_socket_group);
@@ -1411,6 +1473,7 @@ milter_client_init (MilterClient *self)
   self->specs = g_ptr_array_new_with_free_func (g_free);
   self->addresses = g_ptr_array_new_with_free_func (g_object_unref);
   self->extra_sockets = g_ptr_array_new_with_free_func (g_object_unref);
+  self->inherited_connections = g_ptr_array_new_with_free_func (g_object_unref);
   self->listeners = g_ptr_array_new_with_free_func (listener_free);
   self->sessions = g_ptr_array_new_with_free_func (g_object_unref);
   self->timeout = MILTER_CLIENT_CONTEXT_DEFAULT_TIMEOUT;
@@ -1565,6 +1628,9 @@ milter_client_get_connection_spec (MilterClient *client)
  *
  * Serves connections from @socket too. Sockets passed by systemd socket
  * activation (`LISTEN_FDS`) are used automatically when no spec is set.
+ * A socket that does not listen is refused with
+ * %MILTER_CLIENT_ERROR_LISTEN; milter_client_handle_stream() serves a
+ * connected one.
  *
  * Returns: %TRUE on success
  *
@@ -1580,8 +1646,43 @@ milter_client_add_listening_socket (MilterClient  *client,
 
   if (!check_not_listening (client, error))
     return FALSE;
+  if (!is_listening (socket))
+    {
+      /* accept() would fail on every wake-up. */
+      g_set_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_LISTEN,
+                   "Socket %d does not listen; milter_client_handle_stream() serves a "
+                   "connected one", g_socket_get_fd (socket));
+      return FALSE;
+    }
   g_ptr_array_add (client->extra_sockets, g_object_ref (socket));
   return TRUE;
+}
+
+/* Serves the connections systemd passed (Accept=yes) on descriptors of
+ * their own, as accepted ones. With nothing to listen on, the client is
+ * done when they end, as inetd-style services are. */
+static void
+serve_inherited_connections (MilterClient *self)
+{
+  for (guint i = 0; i < self->inherited_connections->len; i++)
+    {
+      GSocket *socket = g_ptr_array_index (self->inherited_connections, i);
+      int fd = fcntl (g_socket_get_fd (socket), F_DUPFD_CLOEXEC, 3);
+
+      if (fd < 0)
+        {
+          g_warning ("Cannot serve the inherited connection: %s", g_strerror (errno));
+          continue;
+        }
+      g_unix_set_fd_nonblocking (fd, TRUE, NULL);
+      if (g_socket_get_family (socket) != G_SOCKET_FAMILY_UNIX)
+        set_tcp_nodelay (fd);
+      serve (self, NULL, fd, NULL);
+    }
+  g_ptr_array_set_size (self->inherited_connections, 0);
+  self->stop_after_sessions = self->listeners->len == 0;
+  if (self->stop_after_sessions && self->sessions->len == 0)
+    milter_client_shutdown (self);
 }
 
 /**
@@ -1593,6 +1694,11 @@ milter_client_add_listening_socket (MilterClient  *client,
  * socket activation, or %MILTER_CLIENT_DEFAULT_CONNECTION_SPEC) and starts
  * accepting connections in the client's main context. Returns at once:
  * the application runs its main loop.
+ *
+ * A connection systemd passes instead of a listening socket (a socket
+ * unit with `Accept=yes`) is served as an accepted one. With nothing to
+ * listen on, the client then shuts down when that session ends, so that
+ * milter_client_run() returns.
  *
  * Returns: %TRUE on success
  *
@@ -1612,6 +1718,7 @@ milter_client_listen (MilterClient  *client,
   client->listening = TRUE;
   client->shutting_down = FALSE;
   update_accepting (client);
+  serve_inherited_connections (client);
   return TRUE;
 }
 
@@ -1931,7 +2038,8 @@ become_service (MilterClient  *self,
  * @error: return location for a #GError, or %NULL
  *
  * Listens (if milter_client_listen() was not called), then runs the main
- * loop until milter_client_shutdown() or SIGTERM/SIGINT. Before serving it
+ * loop until milter_client_shutdown() or SIGTERM/SIGINT (or, serving only
+ * a connection systemd passed, until that ends). Before serving it
  * detaches (#MilterClient:daemon), drops privileges (#MilterClient:user,
  * #MilterClient:group), writes the #MilterClient:pid-file, and starts
  * #MilterClient:n-workers workers, restarting any that dies; SIGHUP is
@@ -1972,6 +2080,15 @@ milter_client_run (MilterClient  *client,
       ignore_sigpipe ();
       if (!open_listeners (client, error))
         return FALSE;
+      if (client->inherited_connections->len > 0)
+        {
+          g_set_error_literal (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_SOCKET_ACTIVATION,
+                               "Workers need listening sockets (systemd's Accept=no), not a "
+                               "connection");
+          g_ptr_array_set_size (client->listeners, 0);
+          g_ptr_array_set_size (client->inherited_connections, 0);
+          return FALSE;
+        }
       client->listening = TRUE;
     }
   else if (!client->listening && !milter_client_listen (client, error))

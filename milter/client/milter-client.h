@@ -43,7 +43,8 @@ G_DECLARE_FINAL_TYPE (MilterClient, milter_client, MILTER, CLIENT, GObject)
  * @MILTER_CLIENT_ERROR_STATE: the call does not fit the client's state
  *   (for example listening twice)
  * @MILTER_CLIENT_ERROR_SOCKET_ACTIVATION: the sockets passed by systemd
- *   (`LISTEN_FDS`) cannot be used
+ *   (`LISTEN_FDS`) cannot be used: neither listening nor connected stream
+ *   sockets, or a connection (`Accept=yes`) given to workers
  * @MILTER_CLIENT_ERROR_PRIVILEGES: dropping privileges (`--user`,
  *   `--group`) failed
  * @MILTER_CLIENT_ERROR_DAEMON: becoming a daemon or writing the PID file
