@@ -891,6 +891,25 @@ test_progress_misuse (Fixture *f, gconstpointer data)
   g_assert_error (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_STATE);
 }
 
+/* A keep-alive only while end-of-message is handled, as libmilter:
+ * Sendmail takes one at no other event. */
+static void
+test_progress_only_at_end_of_message (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+
+  hook_all (f);
+  set_status (f, "helo", MILTER_STATUS_PROGRESS);
+  drive_to (f, "helo");
+  test_util_run_for (30);
+  g_assert_true (milter_client_context_is_reply_pending (f->context));
+  g_assert_false (milter_client_context_progress (f->context, &error));
+  g_assert_error (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_STATE);
+  milter_client_context_reply (f->context, MILTER_STATUS_CONTINUE);
+  /* The reply alone, with no 'p' before it. */
+  mta_harness_expect (f->mta, "c");
+}
+
 static void
 test_progress_after_disconnect (Fixture *f, gconstpointer data)
 {
@@ -985,6 +1004,7 @@ static void
 test_no_reply_steps (Fixture *f, gconstpointer data)
 {
   static const gchar body[] = "b";
+  MilterMessageResult *result;
 
   g_signal_connect (f->context, "negotiate", G_CALLBACK (on_negotiate_keep), f);
   hook (f, "negotiate");
@@ -1010,6 +1030,13 @@ test_no_reply_steps (Fixture *f, gconstpointer data)
   g_assert_cmpstr (f->events->str, ==,
                    "negotiate connect:h=none helo:h unknown:XFOO envelope-from:<a@x> envelope-recipient:<b@x> "
                    "data header:A=b end-of-header body-bytes:62 end-of-message-bytes:null");
+  /* The MTA never heard the rejection, so the recipient got the message:
+   * the record says so. */
+  g_assert_cmpuint (f->results->len, ==, 1);
+  result = g_ptr_array_index (f->results, 0);
+  g_assert_cmpstr (milter_message_result_get_recipients (result)[0], ==, "<b@x>");
+  g_assert_null (milter_message_result_get_rejected_recipients (result)[0]);
+  g_assert_cmpint (milter_message_result_get_status (result), ==, MILTER_STATUS_ACCEPT);
 }
 
 /* ---- tolerance ------------------------------------------------------------ */
@@ -2513,6 +2540,7 @@ main (int    argc,
   ADD ("progress/response-signal", test_progress_response_signal);
   ADD ("progress/keepalives", test_progress_keepalives);
   ADD ("progress/misuse", test_progress_misuse);
+  ADD ("progress/only-at-end-of-message", test_progress_only_at_end_of_message);
   ADD ("progress/after-disconnect", test_progress_after_disconnect);
   ADD ("events/nested-main-loop", test_nested_main_loop);
   ADD ("progress/at-abort", test_progress_at_abort);

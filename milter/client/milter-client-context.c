@@ -64,8 +64,8 @@
  * connections go on) until the status is given with
  * milter_client_context_reply() or by emitting the event's `-response`
  * signal. The reply is written from the main loop, never from inside the
- * caller's stack. milter_client_context_progress() tells the MTA to keep
- * waiting meanwhile.
+ * caller's stack. At end-of-message, milter_client_context_progress()
+ * tells the MTA to keep waiting meanwhile.
  *
  * ## Negotiation
  *
@@ -162,25 +162,24 @@ typedef struct
   const gchar *name;
   MilterClientContextState state;  /* the matching _REPLIED state follows it */
   MilterStepFlags no_reply;        /* the NR_* bit, if any */
-  gboolean replies;                /* the MTA waits for a reply */
 } StepInfo;
 
 static const StepInfo step_info[N_STEPS] = {
-  [STEP_NEGOTIATE] = { "negotiate", MILTER_CLIENT_CONTEXT_STATE_NEGOTIATE, 0, TRUE },
-  [STEP_CONNECT] = { "connect", MILTER_CLIENT_CONTEXT_STATE_CONNECT, MILTER_STEP_NO_REPLY_CONNECT, TRUE },
-  [STEP_HELO] = { "helo", MILTER_CLIENT_CONTEXT_STATE_HELO, MILTER_STEP_NO_REPLY_HELO, TRUE },
+  [STEP_NEGOTIATE] = { "negotiate", MILTER_CLIENT_CONTEXT_STATE_NEGOTIATE, 0 },
+  [STEP_CONNECT] = { "connect", MILTER_CLIENT_CONTEXT_STATE_CONNECT, MILTER_STEP_NO_REPLY_CONNECT },
+  [STEP_HELO] = { "helo", MILTER_CLIENT_CONTEXT_STATE_HELO, MILTER_STEP_NO_REPLY_HELO },
   [STEP_ENVELOPE_FROM] = { "envelope-from", MILTER_CLIENT_CONTEXT_STATE_ENVELOPE_FROM,
-                           MILTER_STEP_NO_REPLY_ENVELOPE_FROM, TRUE },
+                           MILTER_STEP_NO_REPLY_ENVELOPE_FROM },
   [STEP_ENVELOPE_RECIPIENT] = { "envelope-recipient", MILTER_CLIENT_CONTEXT_STATE_ENVELOPE_RECIPIENT,
-                                MILTER_STEP_NO_REPLY_ENVELOPE_RECIPIENT, TRUE },
-  [STEP_DATA] = { "data", MILTER_CLIENT_CONTEXT_STATE_DATA, MILTER_STEP_NO_REPLY_DATA, TRUE },
-  [STEP_UNKNOWN] = { "unknown", MILTER_CLIENT_CONTEXT_STATE_UNKNOWN, MILTER_STEP_NO_REPLY_UNKNOWN, TRUE },
-  [STEP_HEADER] = { "header", MILTER_CLIENT_CONTEXT_STATE_HEADER, MILTER_STEP_NO_REPLY_HEADER, TRUE },
+                                MILTER_STEP_NO_REPLY_ENVELOPE_RECIPIENT },
+  [STEP_DATA] = { "data", MILTER_CLIENT_CONTEXT_STATE_DATA, MILTER_STEP_NO_REPLY_DATA },
+  [STEP_UNKNOWN] = { "unknown", MILTER_CLIENT_CONTEXT_STATE_UNKNOWN, MILTER_STEP_NO_REPLY_UNKNOWN },
+  [STEP_HEADER] = { "header", MILTER_CLIENT_CONTEXT_STATE_HEADER, MILTER_STEP_NO_REPLY_HEADER },
   [STEP_END_OF_HEADER] = { "end-of-header", MILTER_CLIENT_CONTEXT_STATE_END_OF_HEADER,
-                           MILTER_STEP_NO_REPLY_END_OF_HEADER, TRUE },
-  [STEP_BODY] = { "body", MILTER_CLIENT_CONTEXT_STATE_BODY, MILTER_STEP_NO_REPLY_BODY, TRUE },
-  [STEP_END_OF_MESSAGE] = { "end-of-message", MILTER_CLIENT_CONTEXT_STATE_END_OF_MESSAGE, 0, TRUE },
-  [STEP_ABORT] = { "abort", MILTER_CLIENT_CONTEXT_STATE_ABORT, 0, FALSE },
+                           MILTER_STEP_NO_REPLY_END_OF_HEADER },
+  [STEP_BODY] = { "body", MILTER_CLIENT_CONTEXT_STATE_BODY, MILTER_STEP_NO_REPLY_BODY },
+  [STEP_END_OF_MESSAGE] = { "end-of-message", MILTER_CLIENT_CONTEXT_STATE_END_OF_MESSAGE, 0 },
+  [STEP_ABORT] = { "abort", MILTER_CLIENT_CONTEXT_STATE_ABORT, 0 },
 };
 
 /* ---- command order ------------------------------------------------------ */
@@ -1852,27 +1851,27 @@ respond (MilterClientContext *self,
 {
   MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
 
+  gboolean no_reply = step_info[step].no_reply != 0 && step_enabled (self, step_info[step].no_reply);
+
   if (is_no_opinion (status))
     status = no_opinion_status (self, step);
+  if (no_reply)
+    {
+      /* The MTA reads no reply: one would desynchronise the stream. The
+       * MTA never learns the verdict, so the message goes on, and what
+       * the context records (status, recipients) says so too. */
+      if (status != MILTER_STATUS_CONTINUE && status != MILTER_STATUS_NO_REPLY)
+        g_message ("%s: dropped the verdict of a step negotiated as no-reply", step_info[step].name);
+      status = MILTER_STATUS_CONTINUE;
+    }
   priv->in_step = FALSE;
   milter_client_context_set_status (self, status);
 
   if (step == STEP_ENVELOPE_RECIPIENT)
     record_recipient (self, status);
 
-  if (step == STEP_ABORT)
-    {
-      /* No reply on the wire. */
-    }
-  else if (step_info[step].no_reply != 0 && step_enabled (self, step_info[step].no_reply))
-    {
-      /* The MTA reads no reply: one would desynchronise the stream. The
-       * MTA never learns the verdict, so the message goes on. */
-      if (status != MILTER_STATUS_CONTINUE && status != MILTER_STATUS_NO_REPLY)
-        g_message ("%s: dropped the verdict of a step negotiated as no-reply", step_info[step].name);
-      status = MILTER_STATUS_CONTINUE;
-    }
-  else
+  /* Abort has no reply on the wire. */
+  if (step != STEP_ABORT && !no_reply)
     {
       if (step == STEP_END_OF_MESSAGE)
         flush_replacement_body (self);
@@ -3906,29 +3905,19 @@ milter_client_context_is_reply_pending (MilterClientContext *context)
   return priv->reply_pending && !priv->closing;
 }
 
-/* Whether the MTA is waiting for a reply to the current event. */
-static gboolean
-mta_is_waiting (MilterClientContext *self)
-{
-  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
-  const StepInfo *info = &step_info[priv->current_step];
-
-  return priv->in_step && !priv->closing && info->replies && priv->current_step != STEP_NEGOTIATE &&
-         !(info->no_reply != 0 && step_enabled (self, info->no_reply));
-}
-
 /**
  * milter_client_context_progress:
  * @context: a #MilterClientContext
  * @error: return location for a #GError, or %NULL
  *
  * Tells the MTA the milter is still working (smfi_progress), so it keeps
- * waiting. Valid while the MTA waits for a reply: in a handler, or while a
- * reply is deferred. Sendmail accepts it only at end-of-message; Postfix at
- * any event.
+ * waiting for the end-of-message reply. Valid, as in libmilter, only
+ * while end-of-message is handled: in its handler, or while its reply is
+ * deferred. Sendmail takes a keep-alive at no other event (it counts one
+ * as an error of the filter).
  *
  * Returns: %TRUE if the keep-alive was queued; %FALSE with
- *   %MILTER_CLIENT_CONTEXT_ERROR_INVALID_STATE if the MTA is not waiting
+ *   %MILTER_CLIENT_CONTEXT_ERROR_INVALID_STATE outside end-of-message
  *
  * Since: 1.0
  */
@@ -3940,10 +3929,10 @@ milter_client_context_progress (MilterClientContext  *context,
 
   g_return_val_if_fail (MILTER_IS_CLIENT_CONTEXT (context), FALSE);
 
-  if (!mta_is_waiting (context))
+  if (priv->closing || !priv->in_step || priv->current_step != STEP_END_OF_MESSAGE)
     {
       g_set_error_literal (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_STATE,
-                           "Progress can only be reported while the MTA waits for a reply");
+                           "Progress can only be reported while end-of-message is handled");
       return FALSE;
     }
   milter_encoder_encode_empty (priv->out, 'p');
