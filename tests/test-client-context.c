@@ -1684,6 +1684,15 @@ test_macros (Fixture *f, gconstpointer data)
   mta_harness_expect (f->mta, "c");
   g_assert_null (milter_client_context_get_macro (f->context, "rcpt_addr"));
   g_assert_cmpstr (milter_client_context_get_macro (f->context, "daemon_name"), ==, "mx");
+
+  /* A name without a value (an odd count of strings): the value is empty,
+   * as other implementations read it. */
+  mta_harness_send_hex (f->mta, "0000000c 44 4d 6100 3100 7b6f64647d00");
+  mta_harness_mail (f->mta, "<x@x>");
+  mta_harness_expect (f->mta, "c");
+  g_assert_cmpstr (milter_client_context_get_macro (f->context, "a"), ==, "1");
+  g_assert_cmpstr (milter_client_context_get_macro (f->context, "odd"), ==, "");
+  g_assert_cmpstr (g_hash_table_lookup (milter_client_context_get_macros (f->context), "{odd}"), ==, "");
 }
 
 static void

@@ -40,6 +40,7 @@ struct _MilterDecoder
 
   MilterPacket packet;
   gboolean has_packet;
+  gchar *padded_macros;  /* the current packet's macro list, if padded */
   GError *failure;       /* sticky: a stream cannot resynchronise */
 };
 
@@ -57,6 +58,7 @@ milter_decoder_new (MilterDecoderDirection direction)
 static void
 clear_packet (MilterDecoder *decoder)
 {
+  g_clear_pointer (&decoder->padded_macros, g_free);
   if (!decoder->has_packet)
     return;
   if (decoder->packet.command == 'C')
@@ -564,14 +566,23 @@ parse_macro (ParseContext *ctx,
   if (!count_strings (reader->p, reader->end, &n_strings))
     return parse_fail (ctx, MILTER_DECODER_ERROR_MISSING_TERMINATOR,
                        "the last macro string is not NUL-terminated");
-  if (n_strings % 2 != 0)
-    return parse_fail (ctx, MILTER_DECODER_ERROR_ODD_MACRO_STRINGS,
-                       "%u strings, not name/value pairs", n_strings);
-  packet->macro.n_pairs = n_strings / 2;
+  packet->macro.n_pairs = n_strings / 2 + n_strings % 2;
   if (packet->macro.n_pairs > ctx->decoder->max_macros)
     return parse_fail (ctx, MILTER_DECODER_ERROR_TOO_MANY_MACROS,
                        "%u macros, more than the limit of %u",
                        packet->macro.n_pairs, ctx->decoder->max_macros);
+  if (n_strings % 2 != 0)
+    {
+      /* A name without a value: the value is empty, as other milter
+       * implementations read it (protocol.md §8.6). */
+      gchar *padded = g_malloc (packet->macro.pairs_size + 1);
+
+      memcpy (padded, packet->macro.pairs, packet->macro.pairs_size);
+      padded[packet->macro.pairs_size] = '\0';
+      ctx->decoder->padded_macros = padded;
+      packet->macro.pairs = padded;
+      packet->macro.pairs_size++;
+    }
   return TRUE;
 }
 
