@@ -413,6 +413,44 @@ test_unix_socket_in_the_way (void)
     g_socket_close (other, NULL);
   }
 
+  /* So is one too busy to take a connection now (its backlog full): only
+   * a refused connection shows a socket file stale. */
+  {
+    g_autoptr(MilterClient) client = new_client (spec);
+    g_autoptr(GSocket) other = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM,
+                                             G_SOCKET_PROTOCOL_DEFAULT, NULL);
+    g_autoptr(GArray) waiting = g_array_new (FALSE, FALSE, sizeof (int));
+    struct sockaddr_un target = { .sun_family = AF_UNIX };
+    ino_t inode;
+
+    g_unlink (path);
+    g_socket_set_listen_backlog (other, 0);
+    g_assert_true (g_socket_bind (other, address, FALSE, NULL));
+    g_assert_true (g_socket_listen (other, NULL));
+    g_assert_cmpint (lstat (path, &st), ==, 0);
+    inode = st.st_ino;
+    g_strlcpy (target.sun_path, path, sizeof target.sun_path);
+    for (guint i = 0; i < 64; i++)
+      {
+        int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int result = connect (fd, (struct sockaddr *) &target, sizeof target);
+
+        g_array_append_val (waiting, fd);
+        if (result < 0 && errno == EAGAIN)
+          break;
+        g_assert_cmpint (result, ==, 0);
+      }
+    g_assert_false (milter_client_listen (client, &error));
+    g_assert_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_ADDRESS_IN_USE);
+    g_test_message ("%s", error->message);
+    g_clear_error (&error);
+    g_assert_cmpint (lstat (path, &st), ==, 0);
+    g_assert_cmpuint (st.st_ino, ==, inode);
+    for (guint i = 0; i < waiting->len; i++)
+      close (g_array_index (waiting, int, i));
+    g_socket_close (other, NULL);
+  }
+
   /* The dead one left behind is stale: replaced. */
   {
     g_autoptr(MilterClient) client = new_client (spec);

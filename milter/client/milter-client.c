@@ -497,15 +497,33 @@ update_accepting (MilterClient *self)
   release_idle_source (self);
 }
 
-/* A stale socket file is replaced; a live one or anything else is not. */
+/* Probes a socket file: 0 if a process accepts connections on it, else
+ * the errno of connect(). Non-blocking: a full backlog must not block. */
+static int
+probe_unix_path (const gchar *path)
+{
+  struct sockaddr_un address = { .sun_family = AF_UNIX };
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  int result = 0;
+
+  if (fd < 0)
+    return errno;
+  g_strlcpy (address.sun_path, path, sizeof address.sun_path);
+  if (connect (fd, (struct sockaddr *) &address, sizeof address) < 0)
+    result = errno;
+  close (fd);
+  return result;
+}
+
+/* A stale socket file is replaced; a live one or anything else is not.
+ * Only a refused connection proves the file stale: a full backlog or a
+ * permission error says nothing about the process behind it. */
 static gboolean
 clear_unix_path (const gchar  *path,
                  GError      **error)
 {
   struct stat st;
-  g_autoptr(GSocket) probe = NULL;
-  g_autoptr(GSocketAddress) address = NULL;
-  gboolean live;
+  int probe_errno;
 
   if (lstat (path, &st) < 0)
     return TRUE;
@@ -515,13 +533,18 @@ clear_unix_path (const gchar  *path,
                    "“%s” exists and is not a socket; not replacing it", path);
       return FALSE;
     }
-  probe = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, NULL);
-  address = g_unix_socket_address_new (path);
-  live = probe != NULL && g_socket_connect (probe, address, NULL, NULL);
-  if (live)
+  probe_errno = probe_unix_path (path);
+  if (probe_errno == 0)
     {
       g_set_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_ADDRESS_IN_USE,
                    "Another process listens on “%s”", path);
+      return FALSE;
+    }
+  if (probe_errno != ECONNREFUSED && probe_errno != ENOENT)
+    {
+      g_set_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_ADDRESS_IN_USE,
+                   "Cannot tell whether another process listens on “%s” (%s); not replacing it",
+                   path, g_strerror (probe_errno));
       return FALSE;
     }
   if (unlink (path) < 0 && errno != ENOENT)
