@@ -1798,6 +1798,63 @@ test_privileges_and_pid_file (void)
   server_free (&server);
 }
 
+static void
+close_standard_fds (gpointer user_data)
+{
+  test_util_die_with_parent (NULL);
+  close (STDIN_FILENO);
+  close (STDOUT_FILENO);
+  close (STDERR_FILENO);
+}
+
+/* A daemon started with standard input, output and error closed (as some
+ * init scripts do) serves: its own descriptors must not take those
+ * numbers, or detaching would put /dev/null over them. */
+static void
+test_daemon_without_standard_fds (void)
+{
+  Server server = { 0 };
+  g_autofree gchar *pid_file = NULL;
+  g_autofree gchar *pid_arg = NULL;
+  g_autofree gchar *spec_arg = NULL;
+  g_autofree gchar *contents = NULL;
+  g_autofree gchar *served_by = NULL;
+  g_autoptr(GError) error = NULL;
+  MtaHarness *mta;
+  gint status;
+
+  server.dir = make_tmp_dir ();
+  server.path = g_build_filename (server.dir, "milter.sock", NULL);
+  server.spec = g_strconcat ("unix:", server.path, NULL);
+  pid_file = g_build_filename (server.dir, "milter.pid", NULL);
+  pid_arg = g_strconcat ("--pid-file=", pid_file, NULL);
+  spec_arg = g_strconcat ("--connection-spec=", server.spec, NULL);
+  {
+    const gchar *argv[] = { program_path, "--serve", spec_arg, pid_arg, "--daemon", NULL };
+
+    g_assert_true (g_spawn_async (NULL, (gchar **) argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
+                                  close_standard_fds, NULL, &server.pid, &error));
+    g_assert_no_error (error);
+  }
+  status = server_wait (&server);
+  g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+  g_assert_true (wait_for_path (pid_file, TRUE));
+  g_assert_true (g_file_get_contents (pid_file, &contents, NULL, NULL));
+  server.pid = atoi (contents);
+  g_assert_cmpint (server.pid, >, 0);
+
+  mta = connect_to_spec (server.spec);
+  served_by = run_session (mta);
+  mta_harness_free (mta);
+  g_assert_cmpint (atoi (served_by), ==, server.pid);
+
+  kill (server.pid, SIGTERM);
+  wait_gone (server.pid);
+  g_assert_false (g_file_test (pid_file, G_FILE_TEST_EXISTS));
+  g_assert_false (g_file_test (server.path, G_FILE_TEST_EXISTS));
+  server_free (&server);
+}
+
 /* A daemon that cannot set itself up says so, through the process that
  * started it, which exits with status 1: never a silent success. */
 static void
@@ -1957,6 +2014,7 @@ main (int    argc,
   g_test_add_func ("/client/process/privileges-and-pid-file", test_privileges_and_pid_file);
   g_test_add_func ("/client/process/unknown-user-refused", test_unknown_user_refused);
   g_test_add_func ("/client/process/daemon-reports-failure", test_daemon_reports_failure);
+  g_test_add_func ("/client/process/daemon-without-standard-fds", test_daemon_without_standard_fds);
   g_test_add_func ("/client/process/emfile-backoff", test_emfile_backoff);
 
   return g_test_run ();

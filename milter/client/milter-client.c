@@ -1422,6 +1422,9 @@ milter_client_class_init (MilterClientClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
+  /* Before the first client creates its main context's descriptor. */
+  milter_daemon_ensure_standard_fds ();
+
   object_class->dispose = milter_client_dispose;
   object_class->finalize = milter_client_finalize;
   object_class->get_property = milter_client_get_property;

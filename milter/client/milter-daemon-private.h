@@ -7,6 +7,12 @@ G_BEGIN_DECLS
 
 /* Process-level helpers for running a milter as a service. */
 
+/* Opens /dev/null on standard input, output and error if they are closed,
+ * before the process opens anything else: a socket or an eventfd given
+ * one of those numbers would receive log messages, or be replaced by
+ * /dev/null when a daemon detaches. */
+void milter_daemon_ensure_standard_fds (void);
+
 /* Forks; the child continues in a new session with its standard streams
  * on /dev/null, and must call milter_daemon_report_ready() with
  * *@ready_fd once it is set up. The parent waits for that and exits: with

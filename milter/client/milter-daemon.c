@@ -50,6 +50,17 @@ wait_for_ready (int fd)
   _exit (1);
 }
 
+void
+milter_daemon_ensure_standard_fds (void)
+{
+  for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++)
+    {
+      /* open() takes the lowest free number, which is this one. */
+      if (fcntl (fd, F_GETFD) < 0 && errno == EBADF && open ("/dev/null", O_RDWR) < 0)
+        break;
+    }
+}
+
 gboolean
 milter_daemon_detach (gint    *ready_fd,
                       GError **error)
