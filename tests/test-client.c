@@ -97,6 +97,7 @@ serve (int    argc,
   g_autoptr(GOptionContext) options = g_option_context_new (NULL);
   g_autoptr(GError) error = NULL;
   const gchar *nofile = g_getenv ("TEST_CLIENT_NOFILE");
+  const gchar *nproc = g_getenv ("TEST_CLIENT_NPROC");
   const gchar *log = g_getenv ("TEST_CLIENT_STDERR");
 
   g_option_context_add_group (options, milter_client_get_option_group (client));
@@ -117,6 +118,12 @@ serve (int    argc,
       struct rlimit limit = { (rlim_t) atoi (nofile), (rlim_t) atoi (nofile) };
 
       setrlimit (RLIMIT_NOFILE, &limit);
+    }
+  if (nproc != NULL)
+    {
+      struct rlimit limit = { (rlim_t) atoi (nproc), (rlim_t) atoi (nproc) };
+
+      setrlimit (RLIMIT_NPROC, &limit);
     }
   g_signal_connect (client, "connection-established", G_CALLBACK (on_connection_established), NULL);
   g_signal_connect (client, "reload", G_CALLBACK (on_reload), NULL);
@@ -1798,6 +1805,40 @@ test_privileges_and_pid_file (void)
   server_free (&server);
 }
 
+/* A daemon whose workers cannot start (here: no process left for its
+ * user) says so through the process that started it, which exits with 1,
+ * rather than reporting success and vanishing. */
+static void
+test_daemon_reports_worker_failure (void)
+{
+  Server server = { 0 };
+  const gchar *extra[] = { "--daemon", "--user", "nobody", "--n-workers", "1", NULL };
+  g_autofree gchar *log_dir = make_tmp_dir ();
+  g_autofree gchar *log = g_build_filename (log_dir, "stderr", NULL);
+  g_autofree gchar *output = NULL;
+  gint status;
+
+  if (geteuid () != 0 || getpwnam ("nobody") == NULL)
+    {
+      g_test_skip ("limiting another user's processes needs root and a “nobody” user");
+      remove_tmp_dir (log_dir);
+      return;
+    }
+  g_setenv ("TEST_CLIENT_STDERR", log, TRUE);
+  g_setenv ("TEST_CLIENT_NPROC", "1", TRUE);
+  server_start (&server, extra, 0);
+  g_unsetenv ("TEST_CLIENT_NPROC");
+  g_unsetenv ("TEST_CLIENT_STDERR");
+  status = server_wait (&server);
+  g_assert_true (g_file_get_contents (log, &output, NULL, NULL));
+  g_test_message ("%s", output);
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 1);
+  g_assert_nonnull (strstr (output, "worker"));
+  server_free (&server);
+  remove_tmp_dir (log_dir);
+}
+
 static void
 close_standard_fds (gpointer user_data)
 {
@@ -2015,6 +2056,7 @@ main (int    argc,
   g_test_add_func ("/client/process/unknown-user-refused", test_unknown_user_refused);
   g_test_add_func ("/client/process/daemon-reports-failure", test_daemon_reports_failure);
   g_test_add_func ("/client/process/daemon-without-standard-fds", test_daemon_without_standard_fds);
+  g_test_add_func ("/client/process/daemon-reports-worker-failure", test_daemon_reports_worker_failure);
   g_test_add_func ("/client/process/emfile-backoff", test_emfile_backoff);
 
   return g_test_run ();

@@ -1976,6 +1976,8 @@ run_loop (MilterClient *self)
   release_idle_source (self);
 }
 
+static void log_to_syslog (void);
+
 /* In a worker started by milter_client_run(): serve from the inherited
  * sockets until told to stop. The parent owns socket files and PID file,
  * and has dropped privileges already. */
@@ -1985,6 +1987,9 @@ run_as_worker (MilterClient  *self,
                GList         *sockets)
 {
   self->worker_id = worker_id;
+  /* A daemon's workers log where it does. */
+  if (self->daemon)
+    log_to_syslog ();
   for (GList *l = sockets; l != NULL; l = l->next)
     g_ptr_array_add (self->listeners, listener_new (self, l->data));
   g_list_free (sockets);
@@ -2008,8 +2013,6 @@ listening_sockets (MilterClient *self)
   return sockets;
 }
 
-static void install_log_writer (void);
-
 static gboolean
 drop_privileges_and_write_pid_file (MilterClient  *self,
                                     GError       **error)
@@ -2025,16 +2028,13 @@ drop_privileges_and_write_pid_file (MilterClient  *self,
   return TRUE;
 }
 
-/* A daemon reports how the setup went to the process that started it, which
- * exits with it: a failure is never silent. */
+/* Detaches (with *ready_fd then set for milter_daemon_report_ready()),
+ * drops privileges and writes the PID file. */
 static gboolean
 become_service (MilterClient  *self,
+                gint          *ready_fd,
                 GError       **error)
 {
-  g_autoptr(GError) local_error = NULL;
-  gint ready_fd = -1;
-  gboolean ok;
-
   if (self->pid_file != NULL && !g_path_is_absolute (self->pid_file))
     {
       /* A daemon works from /. */
@@ -2045,12 +2045,39 @@ become_service (MilterClient  *self,
     }
   if (self->daemon)
     {
-      if (!milter_daemon_detach (&ready_fd, error))
+      if (!milter_daemon_detach (ready_fd, error))
         return FALSE;
-      install_log_writer ();
-      milter_daemon_log_to_syslog ();
+      log_to_syslog ();
     }
-  ok = drop_privileges_and_write_pid_file (self, &local_error);
+  return drop_privileges_and_write_pid_file (self, error);
+}
+
+static gboolean
+start_workers (MilterClient  *self,
+               GError       **error)
+{
+  g_autoptr(GPtrArray) sockets = NULL;
+
+  if (self->n_workers == 0)
+    return TRUE;
+  sockets = listening_sockets (self);
+  self->workers = milter_workers_new (self->n_workers, sockets, self->main_context);
+  update_accepting (self);
+  return milter_workers_start (self->workers, error);
+}
+
+/* Sets up the service, workers included. A daemon reports how that went
+ * to the process that started it, which exits with it: a failure is never
+ * silent. */
+static gboolean
+set_up_service (MilterClient  *self,
+                GError       **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  gint ready_fd = -1;
+  gboolean ok;
+
+  ok = become_service (self, &ready_fd, &local_error) && start_workers (self, &local_error);
   if (ready_fd >= 0)
     milter_daemon_report_ready (ready_fd, local_error);
   if (!ok)
@@ -2121,20 +2148,7 @@ milter_client_run (MilterClient  *client,
     {
       return FALSE;
     }
-  if (!become_service (client, error))
-    {
-      milter_client_shutdown (client);
-      return FALSE;
-    }
-  if (client->n_workers > 0)
-    {
-      g_autoptr(GPtrArray) sockets = listening_sockets (client);
-
-      client->workers = milter_workers_new (client->n_workers, sockets, client->main_context);
-      update_accepting (client);
-      if (!milter_workers_start (client->workers, error))
-        ok = FALSE;
-    }
+  ok = set_up_service (client, error);
   if (ok)
     run_loop (client);
   if (client->pid_file_written)
@@ -2170,6 +2184,13 @@ install_log_writer (void)
   if (!writer_installed)
     g_log_set_writer_func (filtered_writer, NULL, NULL);
   writer_installed = TRUE;
+}
+
+static void
+log_to_syslog (void)
+{
+  install_log_writer ();
+  milter_daemon_log_to_syslog ();
 }
 
 static gboolean
