@@ -1839,6 +1839,57 @@ test_daemon_reports_worker_failure (void)
   remove_tmp_dir (log_dir);
 }
 
+/* A PID file naming a running process is another instance's: the filter
+ * refuses to start rather than take it over. */
+static void
+test_pid_file_of_running_process (void)
+{
+  Server server = { 0 };
+  g_autofree gchar *log_dir = make_tmp_dir ();
+  g_autofree gchar *log = g_build_filename (log_dir, "stderr", NULL);
+  g_autofree gchar *pid_file = g_build_filename (log_dir, "milter.pid", NULL);
+  g_autofree gchar *pid_arg = g_strconcat ("--pid-file=", pid_file, NULL);
+  g_autofree gchar *ours = g_strdup_printf ("%d\n", (int) getpid ());
+  g_autofree gchar *output = NULL;
+  g_autofree gchar *contents = NULL;
+  const gchar *extra[] = { pid_arg, NULL };
+  gint status;
+
+  /* This test program stands for the running instance. */
+  g_assert_true (g_file_set_contents (pid_file, ours, -1, NULL));
+  g_setenv ("TEST_CLIENT_STDERR", log, TRUE);
+  server_start (&server, extra, 0);
+  g_unsetenv ("TEST_CLIENT_STDERR");
+  status = server_wait (&server);
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 1);
+  g_assert_true (g_file_get_contents (log, &output, NULL, NULL));
+  g_test_message ("%s", output);
+  g_assert_nonnull (strstr (output, "which is running"));
+  g_assert_true (g_file_get_contents (pid_file, &contents, NULL, NULL));
+  g_assert_cmpstr (contents, ==, ours);
+  server_free (&server);
+
+  /* A stale one (no such process) is replaced. */
+  g_assert_true (g_file_set_contents (pid_file, "2147483646\n", -1, NULL));
+  server_start (&server, extra, 0);
+  g_assert_true (wait_for_path (server.path, TRUE));
+  {
+    /* Served: set up, PID file included. */
+    MtaHarness *mta = connect_to_spec (server.spec);
+    g_autofree gchar *served_by = run_session (mta);
+
+    mta_harness_free (mta);
+  }
+  g_clear_pointer (&contents, g_free);
+  g_assert_true (g_file_get_contents (pid_file, &contents, NULL, NULL));
+  g_assert_cmpint (atoi (contents), ==, server.pid);
+  server_terminate (&server);
+  g_assert_false (g_file_test (pid_file, G_FILE_TEST_EXISTS));
+  server_free (&server);
+  remove_tmp_dir (log_dir);
+}
+
 static void
 close_standard_fds (gpointer user_data)
 {
@@ -2057,6 +2108,7 @@ main (int    argc,
   g_test_add_func ("/client/process/daemon-reports-failure", test_daemon_reports_failure);
   g_test_add_func ("/client/process/daemon-without-standard-fds", test_daemon_without_standard_fds);
   g_test_add_func ("/client/process/daemon-reports-worker-failure", test_daemon_reports_worker_failure);
+  g_test_add_func ("/client/process/pid-file-of-running-process", test_pid_file_of_running_process);
   g_test_add_func ("/client/process/emfile-backoff", test_emfile_backoff);
 
   return g_test_run ();

@@ -1383,7 +1383,8 @@ install_properties (GObjectClass *object_class)
    * MilterClient:pid-file:
    *
    * Where milter_client_run() writes the process ID (after dropping
-   * privileges); removed on exit.
+   * privileges); removed on exit. If the file names a running process,
+   * milter_client_run() fails with %MILTER_CLIENT_ERROR_DAEMON.
    *
    * Since: 1.0
    */

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -183,8 +184,22 @@ milter_daemon_write_pid_file (const gchar  *path,
                               GError      **error)
 {
   g_autofree gchar *contents = g_strdup_printf ("%d\n", (int) getpid ());
+  g_autofree gchar *previous = NULL;
   g_autoptr(GError) local_error = NULL;
 
+  /* Another instance's file is not ours to take: stopping it through the
+   * file would stop us instead. A stale one is replaced. */
+  if (g_file_get_contents (path, &previous, NULL, NULL))
+    {
+      int other = atoi (previous);
+
+      if (other > 0 && other != (int) getpid () && (kill (other, 0) == 0 || errno == EPERM))
+        {
+          g_set_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_DAEMON,
+                       "The PID file “%s” names process %d, which is running", path, other);
+          return FALSE;
+        }
+    }
   /* g_file_set_contents writes a temporary file and renames it. */
   if (!g_file_set_contents_full (path, contents, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0644,
                                  &local_error))
