@@ -23,6 +23,7 @@
 
 #include "milter/client/milter-client-context-private.h"
 #include "milter/client/milter-client-private.h"
+#include "milter/client/milter-daemon-private.h"
 #include "mta-harness.h"
 #include "test-util.h"
 
@@ -597,6 +598,27 @@ test_listen_twice (void)
   g_assert_false (milter_client_add_connection_spec (client, "inet:0", &error));
   g_assert_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_STATE);
   milter_client_shutdown (client);
+}
+
+/* LISTEN_FDS=0 (systemd passed nothing) means no sockets, not an error;
+ * the variables are consumed either way. */
+static void
+test_activation_without_sockets (void)
+{
+  g_autofree gchar *pid = g_strdup_printf ("%d", (int) getpid ());
+  g_autoptr(GError) error = NULL;
+
+  g_setenv ("LISTEN_PID", pid, TRUE);
+  g_setenv ("LISTEN_FDS", "0", TRUE);
+  g_assert_null (milter_daemon_take_activation_sockets (&error));
+  g_assert_no_error (error);
+  g_assert_null (g_getenv ("LISTEN_PID"));
+  g_assert_null (g_getenv ("LISTEN_FDS"));
+
+  g_setenv ("LISTEN_PID", pid, TRUE);
+  g_setenv ("LISTEN_FDS", "many", TRUE);
+  g_assert_null (milter_daemon_take_activation_sockets (&error));
+  g_assert_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_SOCKET_ACTIVATION);
 }
 
 /* A socket that does not listen is refused at once: accept() would fail
@@ -2082,6 +2104,7 @@ main (int    argc,
   g_test_add_func ("/client/listen/default-spec", test_default_spec);
   g_test_add_func ("/client/listen/twice", test_listen_twice);
   g_test_add_func ("/client/listen/add-socket-not-listening", test_add_socket_not_listening);
+  g_test_add_func ("/client/listen/activation-without-sockets", test_activation_without_sockets);
   g_test_add_func ("/client/listen/accept-error-backs-off", test_accept_error_backs_off);
   g_test_add_func ("/client/listen/several-specs", test_several_specs);
   g_test_add_func ("/client/sessions/concurrent", test_concurrent_sessions);

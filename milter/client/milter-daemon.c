@@ -332,7 +332,8 @@ milter_daemon_take_activation_sockets (GError **error)
   g_unsetenv ("LISTEN_PID");
   g_unsetenv ("LISTEN_FDS");
   g_unsetenv ("LISTEN_FDNAMES");
-  if (!g_ascii_string_to_unsigned (fds_text, 10, 1, 1024, &n_fds, NULL))
+  /* 0 is valid: nothing passed, as sd_listen_fds() reads it. */
+  if (!g_ascii_string_to_unsigned (fds_text, 10, 0, 1024, &n_fds, NULL))
     {
       g_set_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_SOCKET_ACTIVATION,
                    "Invalid LISTEN_FDS “%s”", fds_text);
