@@ -1831,6 +1831,20 @@ modify_invalid (Fixture *f)
       g_assert_error (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_VALUE);
       g_clear_error (&error);
     }
+  {
+    /* Header lines must stay under 2048 characters, "X-A: " included;
+     * a continuation line counts on its own. */
+    g_autofree gchar *first = g_strnfill (2043, 'v');
+    g_autofree gchar *fill = g_strnfill (2047, 'v');
+    g_autofree gchar *continued = g_strconcat ("short\n\t", fill, NULL);
+
+    g_assert_false (milter_client_context_add_header (c, "X-A", first, &error));
+    g_assert_error (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_VALUE);
+    g_clear_error (&error);
+    g_assert_false (milter_client_context_change_header (c, "X-A", 1, continued, &error));
+    g_assert_error (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_VALUE);
+    g_clear_error (&error);
+  }
   g_assert_false (milter_client_context_change_from (c, "<a@x>\r\nRCPT TO:<evil@x>", NULL, &error));
   g_assert_error (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_VALUE);
   g_clear_error (&error);
@@ -1846,6 +1860,33 @@ modify_invalid (Fixture *f)
   g_assert_false (milter_client_context_set_reply (c, 550, NULL, "a\r\nb", &error));
   g_assert_error (error, MILTER_REPLY_CODE_ERROR, MILTER_REPLY_CODE_ERROR_INVALID_CHARACTER);
   g_clear_error (&error);
+}
+
+/* The longest lines allowed: 2047 characters each, a fold between. */
+static void
+modify_longest_lines (Fixture *f)
+{
+  g_autofree gchar *first = g_strnfill (2042, 'a');
+  g_autofree gchar *second = g_strnfill (2046, 'b');
+  g_autofree gchar *value = g_strconcat (first, "\n\t", second, NULL);
+  GError *error = NULL;
+
+  g_assert_true (milter_client_context_add_header (f->context, "X-A", value, &error));
+  g_assert_no_error (error);
+}
+
+static void
+test_modify_longest_lines (Fixture *f, gconstpointer data)
+{
+  g_autofree gchar *first = g_strnfill (2042, 'a');
+  g_autofree gchar *second = g_strnfill (2046, 'b');
+  g_autofree gchar *expected = g_strconcat ("h X-A: ", first, "\n\t", second, NULL);
+
+  hook_all (f);
+  set_action (f, "end-of-message-bytes", modify_longest_lines);
+  drive_to (f, "end-of-message-bytes");
+  mta_harness_expect (f->mta, expected);
+  mta_harness_expect (f->mta, "c");
 }
 
 static void
@@ -2587,6 +2628,7 @@ main (int    argc,
   ADD ("modify/replace-body-chunks", test_replace_body_chunks);
   ADD ("modify/outside-end-of-message", test_modify_outside_end_of_message);
   ADD ("modify/invalid-values", test_modify_invalid_values);
+  ADD ("modify/longest-lines", test_modify_longest_lines);
   ADD ("modify/not-negotiated", test_modify_not_negotiated);
   ADD ("modify/while-deferred", test_modify_while_deferred);
   ADD ("state/states", test_states);

@@ -4103,21 +4103,45 @@ check_header_name (const gchar  *name,
   return TRUE;
 }
 
+/* The longest header line the MTAs take: "under 2048 characters"
+ * (protocol.md §3, RFC 5322's 998 being only a recommendation). */
+#define MAX_HEADER_LINE 2047
+
 /* A line break in a value must be a fold: "\n" then a space or tab. The
- * MTA adds the CR itself (a CR here would be doubled by Postfix). */
+ * MTA adds the CR itself (a CR here would be doubled by Postfix). Each
+ * line, the first with "Name: " before it, must fit MAX_HEADER_LINE. */
 static gboolean
-check_header_value (const gchar  *value,
+check_header_value (const gchar  *name,
+                    const gchar  *value,
                     GError      **error)
 {
-  for (const gchar *p = value; *p != '\0'; p++)
-    if (*p == '\r' || (*p == '\n' && p[1] != ' ' && p[1] != '\t'))
-      {
-        g_set_error_literal (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_VALUE,
-                             "A header value may only break a line as a fold (\"\\n\" followed by "
-                             "a space or tab), without CR");
-        return FALSE;
-      }
-  return TRUE;
+  gsize line = strlen (name) + 2;
+
+  for (const gchar *p = value;; p++)
+    {
+      if (*p == '\r' || (*p == '\n' && p[1] != ' ' && p[1] != '\t'))
+        {
+          g_set_error_literal (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_VALUE,
+                               "A header value may only break a line as a fold (\"\\n\" followed by "
+                               "a space or tab), without CR");
+          return FALSE;
+        }
+      if (*p != '\n' && *p != '\0')
+        {
+          line++;
+          continue;
+        }
+      if (line > MAX_HEADER_LINE)
+        {
+          g_set_error (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_VALUE,
+                       "A header line of %" G_GSIZE_FORMAT " characters; lines must stay under "
+                       "2048 (fold the value with \"\\n\" and a space or tab)", line);
+          return FALSE;
+        }
+      if (*p == '\0')
+        return TRUE;
+      line = 0;
+    }
 }
 
 static gboolean
@@ -4145,7 +4169,8 @@ check_line (const gchar  *what,
  * milter_client_context_add_header:
  * @context: a #MilterClientContext
  * @name: (type filename): the header name
- * @value: (type filename): the value; break long lines with "\n" followed by a space or tab
+ * @value: (type filename): the value; break long lines with "\n" followed by a space or tab,
+ *   keeping each line (the first with "@name: ") under 2048 characters
  * @error: return location for a #GError, or %NULL
  *
  * Appends a header to the message (smfi_addheader). Needs
@@ -4167,7 +4192,7 @@ milter_client_context_add_header (MilterClientContext  *context,
   g_return_val_if_fail (name != NULL && value != NULL, FALSE);
 
   if (!can_modify (context, MILTER_ACTION_ADD_HEADERS, "add a header", error) ||
-      !check_header_name (name, error) || !check_header_value (value, error))
+      !check_header_name (name, error) || !check_header_value (name, value, error))
     return FALSE;
   milter_encoder_encode_header (priv->out, 'h', name, value);
   modified (context);
@@ -4203,7 +4228,7 @@ milter_client_context_insert_header (MilterClientContext  *context,
   g_return_val_if_fail (name != NULL && value != NULL, FALSE);
 
   if (!can_modify (context, MILTER_ACTION_ADD_HEADERS, "insert a header", error) ||
-      !check_header_name (name, error) || !check_header_value (value, error))
+      !check_header_name (name, error) || !check_header_value (name, value, error))
     return FALSE;
   milter_encoder_encode_indexed_header (priv->out, 'i', index, name, value);
   modified (context);
@@ -4241,7 +4266,7 @@ milter_client_context_change_header (MilterClientContext  *context,
 
   if (!can_modify (context, MILTER_ACTION_CHANGE_HEADERS,
                    value != NULL ? "change a header" : "delete a header", error) ||
-      !check_header_name (name, error) || (value != NULL && !check_header_value (value, error)))
+      !check_header_name (name, error) || (value != NULL && !check_header_value (name, value, error)))
     return FALSE;
   milter_encoder_encode_indexed_header (priv->out, 'm', index, name, value != NULL ? value : "");
   modified (context);

@@ -182,8 +182,8 @@ struct _MilterClientContextClass
  * @MILTER_CLIENT_CONTEXT_ERROR_INVALID_ACTION: the action was not
  *   negotiated with the MTA
  * @MILTER_CLIENT_CONTEXT_ERROR_INVALID_VALUE: a value the MTA would refuse
- *   or misread (a bad header name, a line break that is not a fold, an
- *   empty address)
+ *   or misread (a bad header name, a line break that is not a fold, a
+ *   header line of 2048 characters or more, an empty address)
  * @MILTER_CLIENT_CONTEXT_ERROR_INVALID_NEGOTIATION: the negotiation reply a
  *   handler asked for is not within the MTA's offer
  * @MILTER_CLIENT_CONTEXT_ERROR_TOO_MANY_HEADERS: a message with more
