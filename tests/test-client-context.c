@@ -475,6 +475,20 @@ test_negotiate_continue (Fixture *f, gconstpointer data)
   mta_harness_expect (f->mta, "c");
 }
 
+/* CONTINUE with the offer as it came: bits protocol 6 does not define
+ * (SMFI_INTERNAL's reserved 0x40000000, SMFIP_TEST 0x80000000) are not
+ * echoed, as libmilter strips them; an offered data size is. */
+static void
+test_negotiate_continue_strips_internal_bits (Fixture *f, gconstpointer data)
+{
+  g_signal_connect (f->context, "negotiate", G_CALLBACK (on_negotiate_keep), f);
+  hook (f, "negotiate");
+  set_status (f, "negotiate", MILTER_STATUS_CONTINUE);
+  mta_harness_negotiate (f->mta, 6, POSTFIX_ACTIONS,
+                         POSTFIX_STEPS | MILTER_STEP_MAX_DATA_SIZE_1M | 0xc0000000u);
+  mta_harness_expect (f->mta, "O 6 0x1ff 0x201fffff");
+}
+
 static void
 offer_too_much (Fixture *f)
 {
@@ -2579,6 +2593,7 @@ main (int    argc,
   ADD ("negotiate/continue-data-size-limited", test_negotiate_continue_data_size_limited);
   ADD ("negotiate/continue-beyond-offer", test_negotiate_continue_beyond_offer);
   ADD ("negotiate/continue-drops-unoffered", test_negotiate_continue_drops_unoffered);
+  ADD ("negotiate/continue-strips-internal-bits", test_negotiate_continue_strips_internal_bits);
   ADD ("negotiate/reject", test_negotiate_reject);
   ADD ("negotiate/progress", test_negotiate_progress);
   g_test_add_func ("/client-context/replies/every-event-and-status", test_status_replies);

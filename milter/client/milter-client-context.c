@@ -1988,8 +1988,10 @@ checked_option (MilterClientContext  *self,
       return NULL;
     }
   /* A larger data size than the packet limit can take is dropped: the
-   * MTA then keeps to 64 KiB chunks. */
-  step = (step & ~MILTER_STEP_MAX_DATA_SIZE_MASK) | accepted_data_size (self, step);
+   * MTA then keeps to 64 KiB chunks. Bits protocol 6 does not define
+   * (SMFI_INTERNAL's reserved one, SMFIP_TEST) never go back, as in
+   * libmilter. */
+  step = (step & MILTER_STEP_ALL) | accepted_data_size (self, step);
   return milter_option_new (MIN (version, MILTER_PROTOCOL_VERSION), action, step);
 }
 
