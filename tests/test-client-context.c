@@ -1118,6 +1118,38 @@ remember_in_shelf (Fixture *f)
   milter_client_context_set_mail_transaction_shelf_value (f->context, "seen", "yes");
 }
 
+/* Data sent with end-of-message is the last body chunk: it reaches the
+ * end-of-message handler (protocol.md §2). */
+static void
+test_end_of_message_with_data (Fixture *f, gconstpointer data)
+{
+  hook_all (f);
+  negotiate (f);
+  connect_and_helo (f);
+  mta_harness_mail (f->mta, "<a@x>");
+  mta_harness_expect (f->mta, "c");
+  mta_harness_rcpt (f->mta, "<b@x>");
+  mta_harness_expect (f->mta, "c");
+  mta_harness_send_hex (f->mta, "00000004 45 616263");
+  mta_harness_expect (f->mta, "c");
+  g_test_message ("%s", f->events->str);
+  g_assert_true (g_str_has_suffix (f->events->str, "envelope-recipient:<b@x> end-of-message-bytes:616263"));
+}
+
+/* Sessions idle for libmilter's 7210 seconds by default, from a client
+ * too. */
+static void
+test_default_timeout (Fixture *f, gconstpointer data)
+{
+  g_autoptr(MilterClientContext) context = g_object_new (MILTER_TYPE_CLIENT_CONTEXT, NULL);
+  g_autoptr(MilterClient) client = milter_client_new ();
+  guint timeout = 0;
+
+  g_assert_cmpuint (milter_client_context_get_timeout (context), ==, 7210);
+  g_object_get (client, "timeout", &timeout, NULL);
+  g_assert_cmpuint (timeout, ==, 7210);
+}
+
 static void
 test_three_messages (Fixture *f, gconstpointer data)
 {
@@ -1143,11 +1175,13 @@ test_three_messages (Fixture *f, gconstpointer data)
       mta_harness_expect (f->mta, "c");
       mta_harness_end_of_message (f->mta);
       mta_harness_expect (f->mta, "c");
-      mta_harness_simple (f->mta, 'A');
-      /* Message data is gone after the message; connection data stays. */
+      /* Message data is gone after the message, before any 'A' (Sendmail
+       * sends none); connection data stays. */
       g_assert_null (milter_client_context_get_macro (f->context, "i"));
       g_assert_null (milter_client_context_get_mail_transaction_shelf_value (f->context, "seen"));
       g_assert_cmpstr (milter_client_context_get_macro (f->context, "j"), ==, "mx");
+      if (i == 1)
+        mta_harness_simple (f->mta, 'A');  /* as Postfix sends */
     }
   g_assert_cmpuint (f->results->len, ==, 3);
   for (guint i = 0; i < 3; i++)
@@ -1262,6 +1296,23 @@ test_error_second_negotiation (Fixture *f, gconstpointer data)
   negotiate (f);
   expect_protocol_error (f, "0000000d 4f 00000006 000001ff 001fffff", MILTER_CLIENT_CONTEXT_ERROR,
                          MILTER_CLIENT_CONTEXT_ERROR_UNEXPECTED_COMMAND, 0);
+}
+
+/* 'K' keeps the negotiated options: a new negotiation after it is out of
+ * order too (protocol.md §5.4). */
+static void
+test_error_negotiation_after_quit_new_connection (Fixture *f, gconstpointer data)
+{
+  hook_all (f);
+  negotiate (f);
+  connect_and_helo (f);
+  mta_harness_simple (f->mta, 'K');
+  mta_harness_send_hex (f->mta, "0000000d 4f 00000006 000001ff 001fffff");
+  mta_harness_expect_closed (f->mta);
+  test_util_run_for (30);
+  g_assert_cmpuint (f->n_errors, ==, 1);
+  g_assert_error (f->error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_UNEXPECTED_COMMAND);
+  g_assert_cmpuint (f->n_finished, ==, 2);
 }
 
 static void
@@ -1806,17 +1857,33 @@ test_replace_body_chunks (Fixture *f, gconstpointer data)
   mta_harness_expect (f->mta, "c");
 }
 
+/* Every modification, and progress, is refused with INVALID_STATE. */
 static void
 modify_outside_end_of_message (Fixture *f)
 {
+  MilterClientContext *c = f->context;
+  g_autoptr(GBytes) body = g_bytes_new_static ("x", 1);
   GError *error = NULL;
 
-  g_assert_false (milter_client_context_add_header (f->context, "X-A", "b", &error));
-  g_assert_error (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_STATE);
-  g_clear_error (&error);
-  g_assert_false (milter_client_context_quarantine (f->context, "x", &error));
-  g_assert_error (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_STATE);
-  g_clear_error (&error);
+#define REFUSED(call)                                                                           \
+  G_STMT_START {                                                                              \
+    g_assert_false (call);                                                                    \
+    g_assert_error (error, MILTER_CLIENT_CONTEXT_ERROR, MILTER_CLIENT_CONTEXT_ERROR_INVALID_STATE); \
+    g_clear_error (&error);                                                                   \
+  } G_STMT_END
+
+  REFUSED (milter_client_context_add_header (c, "X-A", "b", &error));
+  REFUSED (milter_client_context_insert_header (c, 0, "X-A", "b", &error));
+  REFUSED (milter_client_context_change_header (c, "X-A", 1, "b", &error));
+  REFUSED (milter_client_context_delete_header (c, "X-A", 1, &error));
+  REFUSED (milter_client_context_change_from (c, "<a@x>", NULL, &error));
+  REFUSED (milter_client_context_add_recipient (c, "<a@x>", NULL, &error));
+  REFUSED (milter_client_context_delete_recipient (c, "<a@x>", &error));
+  REFUSED (milter_client_context_replace_body (c, "x", 1, &error));
+  REFUSED (milter_client_context_replace_body_bytes (c, body, &error));
+  REFUSED (milter_client_context_quarantine (c, "x", &error));
+  REFUSED (milter_client_context_progress (c, &error));
+#undef REFUSED
 }
 
 static void
@@ -2613,12 +2680,15 @@ main (int    argc,
   ADD ("tolerated/sequences", test_tolerated_sequences);
   ADD ("tolerated/mail-without-abort", test_mail_without_abort);
   ADD ("messages/three", test_three_messages);
+  ADD ("messages/default-timeout", test_default_timeout);
+  ADD ("messages/end-of-message-with-data", test_end_of_message_with_data);
   ADD ("messages/result", test_message_result);
   ADD ("messages/decided-not-aborted", test_decided_message_not_aborted);
   ADD ("quit-new-connection", test_quit_new_connection);
   ADD ("errors/malformed", test_error_malformed);
   ADD ("errors/order", test_error_order);
   ADD ("errors/second-negotiation", test_error_second_negotiation);
+  ADD ("errors/negotiation-after-quit-new-connection", test_error_negotiation_after_quit_new_connection);
   ADD ("errors/oversize", test_error_oversize);
   ADD ("errors/unknown-command", test_error_unknown_command);
   ADD ("end/eof-mid-message", test_eof_mid_message);
