@@ -1413,10 +1413,12 @@ wait_for_path (const gchar *path,
 /* This program, absolute: a test may start it from another directory. */
 static gchar *program_path;
 
+/* Like server_start(), with @program (a copy of this program). */
 static void
-server_start (Server              *server,
-              const gchar * const *extra,
-              GSpawnFlags          flags)
+server_start_program (Server              *server,
+                      const gchar         *program,
+                      const gchar * const *extra,
+                      GSpawnFlags          flags)
 {
   g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(GError) error = NULL;
@@ -1424,7 +1426,7 @@ server_start (Server              *server,
   server->dir = make_tmp_dir ();
   server->path = g_build_filename (server->dir, "milter.sock", NULL);
   server->spec = g_strconcat ("unix:", server->path, NULL);
-  g_ptr_array_add (argv, g_strdup (program_path));
+  g_ptr_array_add (argv, g_strdup (program));
   g_ptr_array_add (argv, g_strdup ("--serve"));
   g_ptr_array_add (argv, g_strconcat ("--connection-spec=", server->spec, NULL));
   for (guint i = 0; extra != NULL && extra[i] != NULL; i++)
@@ -1433,6 +1435,14 @@ server_start (Server              *server,
   g_assert_true (g_spawn_async (NULL, (gchar **) argv->pdata, NULL, G_SPAWN_DO_NOT_REAP_CHILD | flags,
                                 test_util_die_with_parent, NULL, &server->pid, &error));
   g_assert_no_error (error);
+}
+
+static void
+server_start (Server              *server,
+              const gchar * const *extra,
+              GSpawnFlags          flags)
+{
+  server_start_program (server, program_path, extra, flags);
 }
 
 static gint
@@ -1579,6 +1589,69 @@ test_workers (void)
       }
   }
   server_free (&server);
+}
+
+/* Waits until the file at @path contains @text. */
+static gboolean
+wait_for_text (const gchar *path,
+               const gchar *text)
+{
+  gint64 until = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+  while (g_get_monotonic_time () < until)
+    {
+      g_autofree gchar *contents = NULL;
+
+      if (g_file_get_contents (path, &contents, NULL, NULL) && strstr (contents, text) != NULL)
+        return TRUE;
+      g_usleep (10000);
+    }
+  return FALSE;
+}
+
+/* A worker that cannot be started again (here its program is not
+ * executable for a while) is retried until it can be. The program is a
+ * copy, since workers run the file the parent was started from. */
+static void
+test_worker_restart_retried (void)
+{
+  Server server = { 0 };
+  const gchar *extra[] = { "--n-workers", "1", NULL };
+  g_autofree gchar *copy_dir = make_tmp_dir ();
+  g_autofree gchar *copy = g_build_filename (copy_dir, "test-client", NULL);
+  g_autofree gchar *log = g_build_filename (copy_dir, "stderr", NULL);
+  g_autofree gchar *contents = NULL;
+  g_autofree gchar *first = NULL;
+  g_autofree gchar *second = NULL;
+  gsize length;
+  MtaHarness *mta;
+
+  g_assert_true (g_file_get_contents (program_path, &contents, &length, NULL));
+  g_assert_true (g_file_set_contents_full (copy, contents, (gssize) length, G_FILE_SET_CONTENTS_NONE,
+                                           0755, NULL));
+  g_setenv ("TEST_CLIENT_STDERR", log, TRUE);
+  server_start_program (&server, copy, extra, 0);
+  g_unsetenv ("TEST_CLIENT_STDERR");
+  g_assert_true (wait_for_path (server.path, TRUE));
+  mta = connect_to_spec (server.spec);
+  first = run_session (mta);
+  mta_harness_free (mta);
+
+  g_assert_cmpint (chmod (copy, 0644), ==, 0);
+  kill (atoi (first), SIGKILL);
+  g_assert_true (wait_for_text (log, "Cannot restart worker 1"));
+  g_assert_cmpint (chmod (copy, 0755), ==, 0);
+
+  /* A session waits in the listen queue until the new worker takes it. */
+  mta = connect_to_spec (server.spec);
+  second = run_session (mta);
+  mta_harness_free (mta);
+  g_assert_cmpstr (second, !=, first);
+  g_assert_true (g_str_has_suffix (second, " 1"));
+
+  server_terminate (&server);
+  server_free (&server);
+  remove_tmp_dir (copy_dir);
 }
 
 /* Without workers, the one process serves every socket and takes the
@@ -2122,6 +2195,7 @@ main (int    argc,
   g_test_add_func ("/client/options/errors", test_option_errors);
   g_test_add_func ("/client/options/parse-command-line", test_parse_command_line);
   g_test_add_func ("/client/process/workers", test_workers);
+  g_test_add_func ("/client/process/worker-restart-retried", test_worker_restart_retried);
   g_test_add_func ("/client/process/run-signals", test_run_signals);
   g_test_add_func ("/client/process/socket-activation", test_socket_activation);
   g_test_add_func ("/client/process/socket-activation-connection", test_socket_activation_connection);

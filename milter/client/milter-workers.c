@@ -17,9 +17,10 @@
 #define WORKER_FDS_VARIABLE "MILTER_GLIB_WORKER_FDS"
 #define FIRST_FD 3
 
-/* A worker that dies within this time of its start is restarted after a
- * delay that doubles each time, up to MAX_RESTART_DELAY_MS, so a crashing
- * filter cannot make the parent start processes in a tight loop. */
+/* A worker that dies within this time of its start, or cannot be started
+ * again, is restarted after a delay that doubles each time, up to
+ * MAX_RESTART_DELAY_MS, so a crashing filter cannot make the parent start
+ * processes in a tight loop. */
 #define YOUNG_DEATH_USEC (2 * G_USEC_PER_SEC)
 #define MAX_RESTART_DELAY_MS 30000
 
@@ -145,6 +146,27 @@ read_own_command_line (MilterWorkers  *workers,
   return TRUE;
 }
 
+static guint
+next_restart_delay (guint delay_ms)
+{
+  return MIN (MAX (delay_ms * 2, 100), MAX_RESTART_DELAY_MS);
+}
+
+static gboolean restart_later (gpointer user_data);
+
+static void
+schedule_restart (Worker *worker)
+{
+  GSource *source = g_timeout_source_new (worker->restart_delay_ms);
+
+  g_source_set_callback (source, restart_later, worker, NULL);
+  worker->restart_id = g_source_attach (source, worker->workers->context);
+  g_source_unref (source);
+}
+
+/* A failed start (the executable replaced, out of processes or
+ * descriptors) may pass: try again, waiting longer each time, so that the
+ * slot is not left without a worker for good. */
 static gboolean
 restart_later (gpointer user_data)
 {
@@ -152,8 +174,12 @@ restart_later (gpointer user_data)
   g_autoptr(GError) error = NULL;
 
   worker->restart_id = 0;
-  if (!worker->workers->stopping && !spawn (worker, &error))
-    g_warning ("Cannot restart worker %u: %s", worker->id, error->message);
+  if (worker->workers->stopping || spawn (worker, &error))
+    return G_SOURCE_REMOVE;
+  worker->restart_delay_ms = next_restart_delay (worker->restart_delay_ms);
+  g_warning ("Cannot restart worker %u: %s; trying again in %u ms", worker->id, error->message,
+             worker->restart_delay_ms);
+  schedule_restart (worker);
   return G_SOURCE_REMOVE;
 }
 
@@ -184,20 +210,11 @@ on_worker_exit (GPid     pid,
     g_warning ("Worker %u (process %d) exited with status %d; restarting it",
                worker->id, (int) pid, WEXITSTATUS (wait_status));
 
-  worker->restart_delay_ms = lived < YOUNG_DEATH_USEC ?
-                             MIN (MAX (worker->restart_delay_ms * 2, 100), MAX_RESTART_DELAY_MS) : 0;
+  worker->restart_delay_ms = lived < YOUNG_DEATH_USEC ? next_restart_delay (worker->restart_delay_ms) : 0;
   if (worker->restart_delay_ms == 0)
-    {
-      restart_later (worker);
-      return;
-    }
-  {
-    GSource *source = g_timeout_source_new (worker->restart_delay_ms);
-
-    g_source_set_callback (source, restart_later, worker, NULL);
-    worker->restart_id = g_source_attach (source, workers->context);
-    g_source_unref (source);
-  }
+    restart_later (worker);
+  else
+    schedule_restart (worker);
 }
 
 /* In the new process, before exec: a worker must not outlive its parent. */
