@@ -89,6 +89,16 @@ on_client_error (MilterClient *client,
   g_printerr ("client error: %s\n", error->message);
 }
 
+/* TEST_CLIENT_RAISE_AT_LISTEN=SIGNUM: a signal in the middle of the setup,
+ * once the socket is bound and before the PID file and the workers. */
+static void
+raise_at_listen (MilterClient   *client,
+                 GSocketAddress *address,
+                 gpointer        user_data)
+{
+  raise (GPOINTER_TO_INT (user_data));
+}
+
 /* --serve [client options]: a filter program built on the option group. */
 static int
 serve (int    argc,
@@ -129,6 +139,13 @@ serve (int    argc,
   g_signal_connect (client, "connection-established", G_CALLBACK (on_connection_established), NULL);
   g_signal_connect (client, "reload", G_CALLBACK (on_reload), NULL);
   g_signal_connect (client, "error", G_CALLBACK (on_client_error), NULL);
+  if (g_getenv ("TEST_CLIENT_RAISE_AT_LISTEN") != NULL)
+    {
+      int signum = atoi (g_getenv ("TEST_CLIENT_RAISE_AT_LISTEN"));
+
+      g_unsetenv ("TEST_CLIENT_RAISE_AT_LISTEN");  /* not in the workers */
+      g_signal_connect (client, "listen-started", G_CALLBACK (raise_at_listen), GINT_TO_POINTER (signum));
+    }
   g_object_set (client, "shutdown-grace-period", 2, NULL);
   if (!milter_client_run (client, &error))
     {
@@ -1654,6 +1671,66 @@ test_worker_restart_retried (void)
   remove_tmp_dir (copy_dir);
 }
 
+/* Whether a process runs with @arg on its command line. */
+static gboolean
+process_with_arg (const gchar *arg)
+{
+  g_autoptr(GDir) proc = g_dir_open ("/proc", 0, NULL);
+  const gchar *name;
+
+  while ((name = g_dir_read_name (proc)) != NULL)
+    {
+      g_autofree gchar *path = g_build_filename ("/proc", name, "cmdline", NULL);
+      g_autofree gchar *cmdline = NULL;
+      gsize length;
+
+      if (atoi (name) <= 0 || !process_alive (atoi (name)) ||
+          !g_file_get_contents (path, &cmdline, &length, NULL))
+        continue;
+      for (gsize offset = 0; offset < length; offset += strlen (cmdline + offset) + 1)
+        if (g_str_equal (cmdline + offset, arg))
+          return TRUE;
+    }
+  return FALSE;
+}
+
+/* SIGTERM or SIGINT during the setup (see raise_at_listen()) is handled
+ * once the client serves: it stops normally, with socket and PID files
+ * removed and no worker left. */
+static void
+test_signal_during_startup (void)
+{
+  const gchar *workers[] = { "0", "2" };
+  const int signals[] = { SIGTERM, SIGINT };
+
+  for (guint i = 0; i < G_N_ELEMENTS (workers); i++)
+    for (guint j = 0; j < G_N_ELEMENTS (signals); j++)
+      {
+        Server server = { 0 };
+        g_autofree gchar *pid_dir = make_tmp_dir ();
+        g_autofree gchar *pid_file = g_build_filename (pid_dir, "milter.pid", NULL);
+        g_autofree gchar *pid_option = g_strconcat ("--pid-file=", pid_file, NULL);
+        g_autofree gchar *signum = g_strdup_printf ("%d", signals[j]);
+        g_autofree gchar *spec_option = NULL;
+        const gchar *extra[] = { "--n-workers", workers[i], pid_option, NULL };
+        gint status;
+
+        g_test_message ("%s workers, signal %d", workers[i], signals[j]);
+        g_setenv ("TEST_CLIENT_RAISE_AT_LISTEN", signum, TRUE);
+        server_start (&server, extra, 0);
+        g_unsetenv ("TEST_CLIENT_RAISE_AT_LISTEN");
+        status = server_wait (&server);
+        g_assert_true (WIFEXITED (status));
+        g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+        g_assert_false (g_file_test (server.path, G_FILE_TEST_EXISTS));
+        g_assert_false (g_file_test (pid_file, G_FILE_TEST_EXISTS));
+        spec_option = g_strconcat ("--connection-spec=", server.spec, NULL);
+        g_assert_false (process_with_arg (spec_option));
+        server_free (&server);
+        remove_tmp_dir (pid_dir);
+      }
+}
+
 /* Without workers, the one process serves every socket and takes the
  * signals itself, all watched by the client's one source. */
 static void
@@ -2197,6 +2274,7 @@ main (int    argc,
   g_test_add_func ("/client/process/workers", test_workers);
   g_test_add_func ("/client/process/worker-restart-retried", test_worker_restart_retried);
   g_test_add_func ("/client/process/run-signals", test_run_signals);
+  g_test_add_func ("/client/process/signal-during-startup", test_signal_during_startup);
   g_test_add_func ("/client/process/socket-activation", test_socket_activation);
   g_test_add_func ("/client/process/socket-activation-connection", test_socket_activation_connection);
   g_test_add_func ("/client/process/socket-activation-refused", test_socket_activation_refused);

@@ -1959,22 +1959,35 @@ on_signal (int      signum,
     g_signal_emit (self, signals[SIGNAL_RELOAD], 0);
 }
 
-static void
-run_loop (MilterClient *self)
-{
-  static const int handled[] = { SIGTERM, SIGINT, SIGHUP };
+static const int handled_signals[] = { SIGTERM, SIGINT, SIGHUP };
 
-  self->signal_pipe = milter_signal_pipe_new (handled, G_N_ELEMENTS (handled));
+/* From the start of milter_client_run(): a signal during the setup waits
+ * in the pipe for the main loop, instead of killing the process with its
+ * socket and PID files left behind and its workers orphaned. */
+static void
+watch_signals (MilterClient *self)
+{
+  self->signal_pipe = milter_signal_pipe_new (handled_signals, G_N_ELEMENTS (handled_signals));
   self->signal_tag = g_source_add_unix_fd (ensure_source (self),
                                            milter_signal_pipe_get_fd (self->signal_pipe), G_IO_IN);
-  self->loop = g_main_loop_new (self->main_context, FALSE);
-  if (!self->shutting_down)
-    g_main_loop_run (self->loop);
-  g_clear_pointer (&self->loop, g_main_loop_unref);
+}
+
+static void
+unwatch_signals (MilterClient *self)
+{
   g_source_remove_unix_fd (self->source, self->signal_tag);
   self->signal_tag = NULL;
   g_clear_pointer (&self->signal_pipe, milter_signal_pipe_free);
   release_idle_source (self);
+}
+
+static void
+run_loop (MilterClient *self)
+{
+  self->loop = g_main_loop_new (self->main_context, FALSE);
+  if (!self->shutting_down)
+    g_main_loop_run (self->loop);
+  g_clear_pointer (&self->loop, g_main_loop_unref);
 }
 
 static void log_to_syslog (void);
@@ -2046,7 +2059,7 @@ become_service (MilterClient  *self,
     }
   if (self->daemon)
     {
-      if (!milter_daemon_detach (ready_fd, error))
+      if (!milter_daemon_detach (self->signal_pipe, ready_fd, error))
         return FALSE;
       log_to_syslog ();
     }
@@ -2086,38 +2099,15 @@ set_up_service (MilterClient  *self,
   return ok;
 }
 
-/**
- * milter_client_run:
- * @client: a #MilterClient
- * @error: return location for a #GError, or %NULL
- *
- * Listens (if milter_client_listen() was not called), then runs the main
- * loop until milter_client_shutdown() or SIGTERM/SIGINT (or, serving only
- * a connection systemd passed, until that ends). Before serving it
- * detaches (#MilterClient:daemon), drops privileges (#MilterClient:user,
- * #MilterClient:group), writes the #MilterClient:pid-file, and starts
- * #MilterClient:n-workers workers, restarting any that dies; SIGHUP is
- * passed on to them. In a worker process it serves until SIGTERM.
- *
- * While it runs, it handles SIGTERM, SIGINT and SIGHUP itself (with its own
- * signal handlers, restored when it returns): do not watch these signals
- * with g_unix_signal_add() at the same time; connect to
- * #MilterClient::reload for SIGHUP.
- *
- * Returns: %TRUE when the client stopped normally
- *
- * Since: 1.0
- */
-gboolean
-milter_client_run (MilterClient  *client,
-                   GError       **error)
+/* milter_client_run() with the signals watched. */
+static gboolean
+set_up_and_serve (MilterClient  *client,
+                  GError       **error)
 {
   gboolean ok = TRUE;
   GList *inherited = NULL;
   GError *worker_error = NULL;
   guint worker_id;
-
-  g_return_val_if_fail (MILTER_IS_CLIENT (client), FALSE);
 
   worker_id = milter_workers_take_sockets (&inherited, &worker_error);
   if (worker_error != NULL)
@@ -2157,6 +2147,44 @@ milter_client_run (MilterClient  *client,
   g_ptr_array_set_size (client->listeners, 0);
   client->listening = FALSE;
   g_clear_pointer (&client->workers, milter_workers_free);
+  return ok;
+}
+
+/**
+ * milter_client_run:
+ * @client: a #MilterClient
+ * @error: return location for a #GError, or %NULL
+ *
+ * Listens (if milter_client_listen() was not called), then runs the main
+ * loop until milter_client_shutdown() or SIGTERM/SIGINT (or, serving only
+ * a connection systemd passed, until that ends). Before serving it
+ * detaches (#MilterClient:daemon), drops privileges (#MilterClient:user,
+ * #MilterClient:group), writes the #MilterClient:pid-file, and starts
+ * #MilterClient:n-workers workers, restarting any that dies; SIGHUP is
+ * passed on to them. In a worker process it serves until SIGTERM.
+ *
+ * While it runs, it handles SIGTERM, SIGINT and SIGHUP itself (with its own
+ * signal handlers, restored when it returns): do not watch these signals
+ * with g_unix_signal_add() at the same time; connect to
+ * #MilterClient::reload for SIGHUP. The handlers are installed first, so a
+ * signal that arrives during the setup takes effect once it serves: SIGTERM
+ * then stops it normally, removing the socket and PID files.
+ *
+ * Returns: %TRUE when the client stopped normally
+ *
+ * Since: 1.0
+ */
+gboolean
+milter_client_run (MilterClient  *client,
+                   GError       **error)
+{
+  gboolean ok;
+
+  g_return_val_if_fail (MILTER_IS_CLIENT (client), FALSE);
+
+  watch_signals (client);
+  ok = set_up_and_serve (client, error);
+  unwatch_signals (client);
   return ok;
 }
 

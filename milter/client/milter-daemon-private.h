@@ -3,6 +3,8 @@
 
 #include <gio/gio.h>
 
+#include "milter-signal-pipe-private.h"
+
 G_BEGIN_DECLS
 
 /* Process-level helpers for running a milter as a service. */
@@ -15,10 +17,13 @@ void milter_daemon_ensure_standard_fds (void);
 
 /* Forks; the child continues in a new session with its standard streams
  * on /dev/null, and must call milter_daemon_report_ready() with
- * *@ready_fd once it is set up. The parent waits for that and exits: with
- * status 0, or with 1 after printing the child's error (or its death). */
-gboolean milter_daemon_detach (gint    *ready_fd,
-                               GError **error);
+ * *@ready_fd once it is set up. The parent frees its copy of
+ * @signal_pipe, so that signals act on it as before milter_client_run(),
+ * waits for that and exits: with status 0, or with 1 after printing the
+ * child's error (or its death). */
+gboolean milter_daemon_detach (MilterSignalPipe  *signal_pipe,
+                               gint              *ready_fd,
+                               GError           **error);
 void milter_daemon_report_ready (gint          ready_fd,
                                  const GError *error);
 

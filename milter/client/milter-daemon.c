@@ -10,6 +10,7 @@
 #include <syslog.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -63,29 +64,38 @@ milter_daemon_ensure_standard_fds (void)
 }
 
 gboolean
-milter_daemon_detach (gint    *ready_fd,
-                      GError **error)
+milter_daemon_detach (MilterSignalPipe  *signal_pipe,
+                      gint              *ready_fd,
+                      GError           **error)
 {
   int fds[2];
   pid_t pid;
   int null_fd;
+  sigset_t old_mask;
 
   if (!g_unix_open_pipe (fds, FD_CLOEXEC, NULL))
     return set_errno_error (error, MILTER_CLIENT_ERROR_DAEMON, errno, "Cannot create a pipe");
+  /* Until the parent has its own handlers back, a signal it got would go
+   * down the pipe it shares with the child, and stop the daemon. */
+  milter_signal_pipe_block (signal_pipe, &old_mask);
   pid = fork ();
   if (pid < 0)
     {
       int saved_errno = errno;
 
+      pthread_sigmask (SIG_SETMASK, &old_mask, NULL);
       close (fds[0]);
       close (fds[1]);
       return set_errno_error (error, MILTER_CLIENT_ERROR_DAEMON, saved_errno, "Cannot fork");
     }
   if (pid > 0)
     {
+      milter_signal_pipe_free (signal_pipe);
+      pthread_sigmask (SIG_SETMASK, &old_mask, NULL);
       close (fds[1]);
       wait_for_ready (fds[0]);
     }
+  pthread_sigmask (SIG_SETMASK, &old_mask, NULL);
   close (fds[0]);
   *ready_fd = fds[1];
   if (setsid () < 0)

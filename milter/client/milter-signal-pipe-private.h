@@ -2,6 +2,7 @@
 #pragma once
 
 #include <glib.h>
+#include <signal.h>
 
 G_BEGIN_DECLS
 
@@ -22,6 +23,8 @@ int               milter_signal_pipe_get_fd   (MilterSignalPipe *pipe);
 void              milter_signal_pipe_dispatch (MilterSignalPipe *pipe,
                                                MilterSignalFunc  func,
                                                gpointer          user_data);
+void              milter_signal_pipe_block    (MilterSignalPipe *pipe,
+                                               sigset_t         *old);
 void              milter_signal_pipe_free     (MilterSignalPipe *pipe);
 
 G_END_DECLS

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <glib-unix.h>
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -86,6 +87,20 @@ milter_signal_pipe_dispatch (MilterSignalPipe *self,
   while ((n = read (self->pipe[0], bytes, sizeof bytes)) > 0)
     for (gssize i = 0; i < n; i++)
       func (bytes[i], user_data);
+}
+
+/* Blocks the pipe's signals in the calling thread; @old gets the mask to
+ * restore with pthread_sigmask (SIG_SETMASK). */
+void
+milter_signal_pipe_block (MilterSignalPipe *self,
+                          sigset_t         *old)
+{
+  sigset_t set;
+
+  sigemptyset (&set);
+  for (guint i = 0; i < self->n_signals; i++)
+    sigaddset (&set, self->signals[i]);
+  pthread_sigmask (SIG_BLOCK, &set, old);
 }
 
 void
