@@ -217,11 +217,16 @@ on_worker_exit (GPid     pid,
     schedule_restart (worker);
 }
 
-/* In the new process, before exec: a worker must not outlive its parent. */
+/* In the new process, before exec: a worker must not outlive its parent,
+ * which may have died before prctl(), too late for the signal. */
 static void
 setup_worker (gpointer user_data)
 {
+  pid_t parent = GPOINTER_TO_INT (user_data);
+
   prctl (PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid () != parent)
+    _exit (1);
 }
 
 static gboolean
@@ -245,7 +250,7 @@ spawn (Worker  *worker,
   if (!g_spawn_async_with_pipes_and_fds (NULL, (const gchar * const *) workers->argv,
                                          (const gchar * const *) envp,
                                          G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_FILE_AND_ARGV_ZERO,
-                                         setup_worker, NULL, -1, -1, -1,
+                                         setup_worker, GINT_TO_POINTER (getpid ()), -1, -1, -1,
                                          (const gint *) workers->fds->data, targets,
                                          workers->fds->len, &worker->pid, NULL, NULL, NULL,
                                          &local_error))
