@@ -119,10 +119,12 @@ serve (int    argc,
     }
   if (log != NULL)
     {
-      int fd = open (log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      int fd = open (log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
 
       dup2 (fd, STDERR_FILENO);
       close (fd);
+      /* Workers inherit the descriptor: they must not truncate the file. */
+      g_unsetenv ("TEST_CLIENT_STDERR");
     }
   if (nofile != NULL)
     {
