@@ -149,6 +149,9 @@ serve (int    argc,
       g_signal_connect (client, "listen-started", G_CALLBACK (raise_at_listen), GINT_TO_POINTER (signum));
     }
   g_object_set (client, "shutdown-grace-period", 2, NULL);
+  /* A filter slow to start, as one that loads much before it serves. */
+  if (g_getenv ("TEST_CLIENT_START_DELAY_MS") != NULL)
+    g_usleep (atoi (g_getenv ("TEST_CLIENT_START_DELAY_MS")) * 1000);
   if (!milter_client_run (client, &error))
     {
       g_printerr ("serve: %s\n", error->message);
@@ -1733,6 +1736,82 @@ test_signal_during_startup (void)
       }
 }
 
+static guint
+count_reload_marks (const gchar *dir)
+{
+  g_autoptr(GDir) handle = g_dir_open (dir, 0, NULL);
+  const gchar *name;
+  guint n = 0;
+
+  while ((name = g_dir_read_name (handle)) != NULL)
+    if (g_str_has_prefix (name, "reloaded-"))
+      n++;
+  return n;
+}
+
+/* Whether @pid's main thread blocks SIGHUP, SIGINT or SIGTERM. */
+static gboolean
+blocks_stop_signals (GPid pid)
+{
+  g_autofree gchar *path = g_strdup_printf ("/proc/%d/status", (int) pid);
+  g_autofree gchar *status = NULL;
+  const gchar *line;
+  guint64 mask;
+
+  g_assert_true (g_file_get_contents (path, &status, NULL, NULL));
+  line = strstr (status, "\nSigBlk:");
+  g_assert_nonnull (line);
+  mask = g_ascii_strtoull (line + strlen ("\nSigBlk:"), NULL, 16);
+  return (mask & ((1 << (SIGHUP - 1)) | (1 << (SIGINT - 1)) | (1 << (SIGTERM - 1)))) != 0;
+}
+
+/* SIGHUP passed on to workers that are still starting waits for their
+ * handlers: none dies of it, and each reloads. The parent gets one while
+ * it sets up (see raise_at_listen()) and passes it on as soon as it has
+ * started the workers, which take 300 ms to start, then more meanwhile. */
+static void
+test_sighup_during_worker_startup (void)
+{
+  Server server = { 0 };
+  const gchar *extra[] = { "--n-workers", "2", NULL };
+  g_autofree gchar *log_dir = make_tmp_dir ();
+  g_autofree gchar *log = g_build_filename (log_dir, "stderr", NULL);
+  g_autofree gchar *output = NULL;
+  g_autofree gchar *served_by = NULL;
+  gint64 until;
+  MtaHarness *mta;
+
+  g_setenv ("TEST_CLIENT_STDERR", log, TRUE);
+  g_setenv ("TEST_CLIENT_RAISE_AT_LISTEN", "1", TRUE);
+  g_setenv ("TEST_CLIENT_START_DELAY_MS", "300", TRUE);
+  server_start (&server, extra, 0);
+  g_unsetenv ("TEST_CLIENT_START_DELAY_MS");
+  g_unsetenv ("TEST_CLIENT_RAISE_AT_LISTEN");
+  g_unsetenv ("TEST_CLIENT_STDERR");
+  g_assert_true (wait_for_path (server.path, TRUE));
+  for (guint i = 0; i < 100; i++)
+    {
+      kill (server.pid, SIGHUP);
+      g_usleep (1000);
+    }
+  until = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  while (count_reload_marks (server.dir) < 2 && g_get_monotonic_time () < until)
+    g_usleep (10000);
+  mta = connect_to_spec (server.spec);
+  served_by = run_session (mta);
+  mta_harness_free (mta);
+  /* Workers unblock the signals they start with; the parent never blocks them. */
+  g_assert_false (blocks_stop_signals (atoi (served_by)));
+  g_assert_false (blocks_stop_signals (server.pid));
+  server_terminate (&server);
+
+  g_assert_true (g_file_get_contents (log, &output, NULL, NULL));
+  g_assert_null (strstr (output, "was killed by signal"));
+  g_assert_cmpuint (count_reload_marks (server.dir), ==, 2);
+  server_free (&server);
+  remove_tmp_dir (log_dir);
+}
+
 /* Without workers, the one process serves every socket and takes the
  * signals itself, all watched by the client's one source. */
 static void
@@ -2277,6 +2356,7 @@ main (int    argc,
   g_test_add_func ("/client/process/worker-restart-retried", test_worker_restart_retried);
   g_test_add_func ("/client/process/run-signals", test_run_signals);
   g_test_add_func ("/client/process/signal-during-startup", test_signal_during_startup);
+  g_test_add_func ("/client/process/sighup-during-worker-startup", test_sighup_during_worker_startup);
   g_test_add_func ("/client/process/socket-activation", test_socket_activation);
   g_test_add_func ("/client/process/socket-activation-connection", test_socket_activation_connection);
   g_test_add_func ("/client/process/socket-activation-refused", test_socket_activation_refused);

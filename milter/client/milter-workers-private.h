@@ -36,7 +36,9 @@ guint milter_workers_get_n_running (MilterWorkers *workers);
 
 /* In a worker: its number (1..n) and the sockets it inherited; 0 and no
  * sockets in any other process. The environment variables are unset so
- * the worker's own children do not take them for theirs. */
+ * the worker's own children do not take them for theirs. A worker starts
+ * with SIGTERM, SIGINT and SIGHUP blocked, so that they wait for its
+ * handlers: install those first; this unblocks the signals. */
 guint milter_workers_take_sockets (GList  **sockets,
                                    GError **error);
 

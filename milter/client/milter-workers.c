@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -217,16 +218,33 @@ on_worker_exit (GPid     pid,
     schedule_restart (worker);
 }
 
+/* The signals the parent sends a worker (SIGTERM, SIGHUP) or that reach
+ * its whole process group (SIGINT). */
+static void
+get_worker_signals (sigset_t *set)
+{
+  sigemptyset (set);
+  sigaddset (set, SIGTERM);
+  sigaddset (set, SIGINT);
+  sigaddset (set, SIGHUP);
+}
+
 /* In the new process, before exec: a worker must not outlive its parent,
- * which may have died before prctl(), too late for the signal. */
+ * which may have died before prctl(), too late for the signal. Its
+ * signals stay blocked across exec until milter_workers_take_sockets():
+ * one that comes before the worker's handlers then waits for them instead
+ * of killing it with the default action. */
 static void
 setup_worker (gpointer user_data)
 {
   pid_t parent = GPOINTER_TO_INT (user_data);
+  sigset_t blocked;
 
   prctl (PR_SET_PDEATHSIG, SIGTERM);
   if (getppid () != parent)
     _exit (1);
+  get_worker_signals (&blocked);
+  sigprocmask (SIG_BLOCK, &blocked, NULL);
 }
 
 static gboolean
@@ -311,6 +329,15 @@ milter_workers_stop (MilterWorkers *workers,
     done (user_data);
 }
 
+static void
+unblock_worker_signals (void)
+{
+  sigset_t blocked;
+
+  get_worker_signals (&blocked);
+  pthread_sigmask (SIG_UNBLOCK, &blocked, NULL);
+}
+
 guint
 milter_workers_take_sockets (GList  **sockets,
                              GError **error)
@@ -322,6 +349,7 @@ milter_workers_take_sockets (GList  **sockets,
   *sockets = NULL;
   if (id_text == NULL || fds_text == NULL)
     return 0;
+  unblock_worker_signals ();
   if (!g_ascii_string_to_unsigned (id_text, 10, 1, G_MAXUINT, &id, NULL) ||
       !g_ascii_string_to_unsigned (fds_text, 10, 1, 1024, &n_fds, NULL))
     {
