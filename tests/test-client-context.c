@@ -1110,14 +1110,6 @@ test_mail_without_abort (Fixture *f, gconstpointer data)
                    MILTER_STATUS_ABORT);
 }
 
-/* Three messages on one connection; per-message state starts clean. */
-static void
-remember_in_shelf (Fixture *f)
-{
-  g_assert_null (milter_client_context_get_mail_transaction_shelf_value (f->context, "seen"));
-  milter_client_context_set_mail_transaction_shelf_value (f->context, "seen", "yes");
-}
-
 /* Data sent with end-of-message is the last body chunk: it reaches the
  * end-of-message handler (protocol.md §2). */
 static void
@@ -1148,6 +1140,14 @@ test_default_timeout (Fixture *f, gconstpointer data)
   g_assert_cmpuint (milter_client_context_get_timeout (context), ==, 7210);
   g_object_get (client, "timeout", &timeout, NULL);
   g_assert_cmpuint (timeout, ==, 7210);
+}
+
+/* Three messages on one connection; per-message state starts clean. */
+static void
+remember_in_shelf (Fixture *f)
+{
+  g_assert_null (milter_client_context_get_mail_transaction_shelf_value (f->context, "seen"));
+  milter_client_context_set_mail_transaction_shelf_value (f->context, "seen", "yes");
 }
 
 static void

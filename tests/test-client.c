@@ -1999,6 +1999,22 @@ wait_gone (GPid pid)
   g_assert_false (process_alive (pid));
 }
 
+/* The launched process exits with 0 once the daemon is ready: returns the
+ * daemon's PID, from @pid_file. */
+static GPid
+wait_for_daemon (Server      *server,
+                 const gchar *pid_file)
+{
+  g_autofree gchar *contents = NULL;
+  gint status = server_wait (server);
+
+  g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+  g_assert_true (wait_for_path (pid_file, TRUE));
+  g_assert_true (g_file_get_contents (pid_file, &contents, NULL, NULL));
+  g_assert_cmpint (atoi (contents), >, 0);
+  return atoi (contents);
+}
+
 /* --user and --daemon and --pid-file: the daemon serves as nobody (real
  * and effective ids), and removes its PID file when it stops. */
 static void
@@ -2009,11 +2025,9 @@ test_privileges_and_pid_file (void)
   g_autofree gchar *pid_dir = NULL;
   g_autofree gchar *pid_file = NULL;
   g_autofree gchar *pid_arg = NULL;
-  g_autofree gchar *contents = NULL;
   g_autofree gchar *ids = NULL;
   g_autofree gchar *expected = NULL;
   MtaHarness *mta;
-  gint status;
 
   if (geteuid () != 0 || nobody == NULL)
     {
@@ -2035,12 +2049,7 @@ test_privileges_and_pid_file (void)
     g_assert_cmpint (chdir (cwd), ==, 0);
   }
   /* The launched process exits at once; the daemon goes on. */
-  status = server_wait (&server);
-  g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
-  g_assert_true (wait_for_path (pid_file, TRUE));
-  g_assert_true (g_file_get_contents (pid_file, &contents, NULL, NULL));
-  server.pid = atoi (contents);
-  g_assert_cmpint (server.pid, >, 0);
+  server.pid = wait_for_daemon (&server, pid_file);
 
   mta = connect_negotiated (server.spec);
   mta_harness_end_of_message (mta);
@@ -2162,11 +2171,9 @@ test_daemon_without_standard_fds (void)
   g_autofree gchar *pid_file = NULL;
   g_autofree gchar *pid_arg = NULL;
   g_autofree gchar *spec_arg = NULL;
-  g_autofree gchar *contents = NULL;
   g_autofree gchar *served_by = NULL;
   g_autoptr(GError) error = NULL;
   MtaHarness *mta;
-  gint status;
 
   server.dir = make_tmp_dir ();
   server.path = g_build_filename (server.dir, "milter.sock", NULL);
@@ -2181,12 +2188,7 @@ test_daemon_without_standard_fds (void)
                                   close_standard_fds, NULL, &server.pid, &error));
     g_assert_no_error (error);
   }
-  status = server_wait (&server);
-  g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
-  g_assert_true (wait_for_path (pid_file, TRUE));
-  g_assert_true (g_file_get_contents (pid_file, &contents, NULL, NULL));
-  server.pid = atoi (contents);
-  g_assert_cmpint (server.pid, >, 0);
+  server.pid = wait_for_daemon (&server, pid_file);
 
   mta = connect_to_spec (server.spec);
   served_by = run_session (mta);
