@@ -65,6 +65,8 @@ on_connection_established (MilterClient        *client,
                            gpointer             user_data)
 {
   n_in_progress_max = MAX (n_in_progress_max, (gint) milter_client_get_n_processing_sessions (client));
+  if (g_getenv ("TEST_CLIENT_LOG_SESSIONS") != NULL)
+    g_message ("session in worker %u", milter_client_get_worker_id (client));
   g_signal_connect (context, "helo", G_CALLBACK (on_helo), NULL);
   g_signal_connect (context, "end-of-message-bytes", G_CALLBACK (on_end_of_message), NULL);
 }
@@ -2067,6 +2069,70 @@ test_privileges_and_pid_file (void)
   server_free (&server);
 }
 
+/* A daemon's workers log to syslog as the daemon does (their standard
+ * error is /dev/null). Checked with a stand-in for the syslog socket,
+ * only where none runs. */
+static void
+test_daemon_workers_log_to_syslog (void)
+{
+  Server server = { 0 };
+  g_autoptr(GSocket) log_socket = NULL;
+  g_autoptr(GSocketAddress) log_address = NULL;
+  g_autofree gchar *pid_dir = NULL;
+  g_autofree gchar *pid_file = NULL;
+  g_autofree gchar *pid_arg = NULL;
+  g_autofree gchar *served_by = NULL;
+  gboolean found = FALSE;
+  MtaHarness *mta;
+
+  if (geteuid () != 0 || g_file_test ("/dev/log", G_FILE_TEST_EXISTS))
+    {
+      g_test_skip ("needs root and no syslog socket at /dev/log");
+      return;
+    }
+  log_socket = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_DEFAULT, NULL);
+  log_address = g_unix_socket_address_new ("/dev/log");
+  if (!g_socket_bind (log_socket, log_address, FALSE, NULL))
+    {
+      g_test_skip ("cannot create /dev/log here");
+      return;
+    }
+  pid_dir = make_tmp_dir ();
+  pid_file = g_build_filename (pid_dir, "milter.pid", NULL);
+  pid_arg = g_strconcat ("--pid-file=", pid_file, NULL);
+  {
+    const gchar *extra[] = { pid_arg, "--daemon", "--n-workers", "1", NULL };
+
+    g_setenv ("TEST_CLIENT_LOG_SESSIONS", "1", TRUE);
+    server_start (&server, extra, 0);
+    g_unsetenv ("TEST_CLIENT_LOG_SESSIONS");
+  }
+  server.pid = wait_for_daemon (&server, pid_file);
+  mta = connect_to_spec (server.spec);
+  served_by = run_session (mta);
+  mta_harness_free (mta);
+  g_assert_cmpstr (served_by, !=, "");
+
+  g_socket_set_timeout (log_socket, 5);
+  while (!found)
+    {
+      gchar buffer[1024];
+      gssize n = g_socket_receive (log_socket, buffer, sizeof buffer - 1, NULL, NULL);
+
+      if (n <= 0)
+        break;
+      buffer[n] = '\0';
+      g_test_message ("syslog: %s", buffer);
+      found = strstr (buffer, "session in worker 1") != NULL;
+    }
+  kill (server.pid, SIGTERM);
+  wait_gone (server.pid);
+  g_unlink ("/dev/log");
+  server_free (&server);
+  remove_tmp_dir (pid_dir);
+  g_assert_true (found);
+}
+
 /* A daemon whose workers cannot start (here: no process left for its
  * user) says so through the process that started it, which exits with 1,
  * rather than reporting success and vanishing. */
@@ -2367,6 +2433,7 @@ main (int    argc,
   g_test_add_func ("/client/process/daemon-reports-failure", test_daemon_reports_failure);
   g_test_add_func ("/client/process/daemon-without-standard-fds", test_daemon_without_standard_fds);
   g_test_add_func ("/client/process/daemon-reports-worker-failure", test_daemon_reports_worker_failure);
+  g_test_add_func ("/client/process/daemon-workers-log-to-syslog", test_daemon_workers_log_to_syslog);
   g_test_add_func ("/client/process/pid-file-of-running-process", test_pid_file_of_running_process);
   g_test_add_func ("/client/process/emfile-backoff", test_emfile_backoff);
 
