@@ -1116,11 +1116,7 @@ static void
 test_end_of_message_with_data (Fixture *f, gconstpointer data)
 {
   hook_all (f);
-  negotiate (f);
-  connect_and_helo (f);
-  mta_harness_mail (f->mta, "<a@x>");
-  mta_harness_expect (f->mta, "c");
-  mta_harness_rcpt (f->mta, "<b@x>");
+  drive_to (f, "envelope-recipient");
   mta_harness_expect (f->mta, "c");
   mta_harness_send_hex (f->mta, "00000004 45 616263");
   mta_harness_expect (f->mta, "c");

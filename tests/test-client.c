@@ -1437,6 +1437,16 @@ wait_for_path (const gchar *path,
 /* This program, absolute: a test may start it from another directory. */
 static gchar *program_path;
 
+/* A new temporary directory for the filter, and its socket @name in it. */
+static void
+server_prepare (Server      *server,
+                const gchar *name)
+{
+  server->dir = make_tmp_dir ();
+  server->path = g_build_filename (server->dir, name, NULL);
+  server->spec = g_strconcat ("unix:", server->path, NULL);
+}
+
 /* Like server_start(), with @program (a copy of this program). */
 static void
 server_start_program (Server              *server,
@@ -1447,9 +1457,7 @@ server_start_program (Server              *server,
   g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(GError) error = NULL;
 
-  server->dir = make_tmp_dir ();
-  server->path = g_build_filename (server->dir, "milter.sock", NULL);
-  server->spec = g_strconcat ("unix:", server->path, NULL);
+  server_prepare (server, "milter.sock");
   g_ptr_array_add (argv, g_strdup (program));
   g_ptr_array_add (argv, g_strdup ("--serve"));
   g_ptr_array_add (argv, g_strconcat ("--connection-spec=", server->spec, NULL));
@@ -1906,9 +1914,7 @@ test_socket_activation (void)
   MtaHarness *mta;
   gint status;
 
-  server.dir = make_tmp_dir ();
-  server.path = g_build_filename (server.dir, "activated.sock", NULL);
-  server.spec = g_strconcat ("unix:", server.path, NULL);
+  server_prepare (&server, "activated.sock");
   address = milter_connection_spec_parse (server.spec, NULL);
   listening = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, NULL);
   g_assert_true (g_socket_bind (listening, address, FALSE, NULL));
@@ -2241,9 +2247,7 @@ test_daemon_without_standard_fds (void)
   g_autoptr(GError) error = NULL;
   MtaHarness *mta;
 
-  server.dir = make_tmp_dir ();
-  server.path = g_build_filename (server.dir, "milter.sock", NULL);
-  server.spec = g_strconcat ("unix:", server.path, NULL);
+  server_prepare (&server, "milter.sock");
   pid_file = g_build_filename (server.dir, "milter.pid", NULL);
   pid_arg = g_strconcat ("--pid-file=", pid_file, NULL);
   spec_arg = g_strconcat ("--connection-spec=", server.spec, NULL);
