@@ -734,6 +734,33 @@ test_fallback_status (Fixture *f, gconstpointer data)
   g_test_assert_expected_messages ();
 }
 
+/* A status that is no reply at all is a handler's bug: it gets the
+ * fallback, so a filter set to fail safe does, instead of letting mail
+ * through. */
+static void
+test_nonsense_status_gets_fallback (Fixture *f, gconstpointer data)
+{
+  static const MilterStatus nonsense[] = { 99, 12345, MILTER_STATUS_ABORT };
+
+  hook_all (f);
+  milter_client_context_set_fallback_status (f->context, MILTER_STATUS_TEMPORARY_FAILURE);
+  set_status (f, "connect", MILTER_STATUS_CONTINUE);
+  negotiate (f);
+  mta_harness_connect (f->mta, "h", NULL);
+  mta_harness_expect (f->mta, "c");
+  for (guint i = 0; i < G_N_ELEMENTS (nonsense); i++)
+    {
+      set_status (f, "helo", nonsense[i]);
+      g_test_expect_message ("Milter", G_LOG_LEVEL_MESSAGE,
+                             "helo: status * makes no sense as a reply; answering with the fallback status");
+      mta_harness_helo (f->mta, "h");
+      mta_harness_expect (f->mta, "t");
+      g_test_assert_expected_messages ();
+      g_assert_cmpint (milter_client_context_get_status (f->context), ==,
+                       MILTER_STATUS_TEMPORARY_FAILURE);
+    }
+}
+
 /* The fallback answers handlers without an opinion, not events without
  * handlers: message-processed makes the MTA send MAIL, RCPT, headers and
  * the body, which nobody handles here. */
@@ -2664,6 +2691,7 @@ main (int    argc,
   ADD ("replies/accumulator", test_accumulator);
   ADD ("replies/fallback-status", test_fallback_status);
   ADD ("replies/fallback-only-with-handlers", test_fallback_only_with_handlers);
+  ADD ("replies/nonsense-status-gets-fallback", test_nonsense_status_gets_fallback);
   g_test_add_func ("/client-context/progress/every-event", test_progress_every_event);
   ADD ("progress/response-signal", test_progress_response_signal);
   ADD ("progress/keepalives", test_progress_keepalives);

@@ -452,6 +452,28 @@ is_no_opinion (MilterStatus status)
   return status == MILTER_STATUS_DEFAULT || status == MILTER_STATUS_NOT_CHANGE;
 }
 
+/* What a step's handler may answer; PROGRESS and ABORT are not replies. */
+static gboolean
+is_reply_status (MilterStatus status)
+{
+  switch (status)
+    {
+    case MILTER_STATUS_DEFAULT:
+    case MILTER_STATUS_NOT_CHANGE:
+    case MILTER_STATUS_CONTINUE:
+    case MILTER_STATUS_REJECT:
+    case MILTER_STATUS_DISCARD:
+    case MILTER_STATUS_ACCEPT:
+    case MILTER_STATUS_TEMPORARY_FAILURE:
+    case MILTER_STATUS_NO_REPLY:
+    case MILTER_STATUS_SKIP:
+    case MILTER_STATUS_ALL_OPTIONS:
+      return TRUE;
+    default:
+      return FALSE;
+    }
+}
+
 static gboolean
 has_handler (MilterClientContext *self,
              guint                signal_id)
@@ -1728,13 +1750,8 @@ reply_letter (MilterClientContext *self,
       if (step == STEP_BODY && step_enabled (self, MILTER_STEP_SKIP))
         return 's';
       return 'c';
-    case MILTER_STATUS_CONTINUE:
-    case MILTER_STATUS_NO_REPLY:
-    case MILTER_STATUS_ALL_OPTIONS:
-      return 'c';
     default:
-      g_message ("%s: status %d makes no sense as a reply; continuing",
-                 step_info[step].name, status);
+      /* CONTINUE, NO_REPLY, ALL_OPTIONS: respond() replaced the rest. */
       return 'c';
     }
 }
@@ -1853,6 +1870,13 @@ respond (MilterClientContext *self,
 
   gboolean no_reply = step_info[step].no_reply != 0 && step_enabled (self, step_info[step].no_reply);
 
+  if (!is_reply_status (status))
+    {
+      /* A handler's bug: fail the way the filter chose to fail. */
+      g_message ("%s: status %d makes no sense as a reply; answering with the fallback status",
+                 step_info[step].name, status);
+      status = priv->fallback_status;
+    }
   if (is_no_opinion (status))
     status = no_opinion_status (self, step);
   if (no_reply)
