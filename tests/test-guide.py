@@ -26,6 +26,14 @@ Each example says how it is checked, in comment lines:
         (the added headers as (name, value) pairs). Several such lines run
         against the same filter process, which must then stop cleanly on
         SIGTERM.
+        After them, every such filter also gets one more session: a
+        message aborted after its headers, then `K` (a new SMTP connection
+        on the same filter connection) and a second message, which must
+        get the same replies and modifications as on a connection of its
+        own: nothing of one session may leak into the next.
+    guide-new-session-varies: NAME…
+        Headers whose values legitimately differ in that comparison (a
+        count over the process's life, say): their values are not compared.
     guide-check: run ARGS…
         Runs the example with ARGS; it must exit with status 0.
     guide-check: compile
@@ -43,6 +51,8 @@ Usage: test-guide.py GUIDE_DIR SOURCE_ROOT (meson passes both)."""
 
 import glob
 import json
+import socket
+import struct
 import os
 import re
 import shlex
@@ -105,7 +115,8 @@ def code_blocks(path):
 
 
 def is_directive(line):
-    return "guide-check:" in line or "guide-region" in line or "guide-filter-args:" in line
+    return ("guide-check:" in line or "guide-region" in line or "guide-filter-args:" in line or
+            "guide-new-session-varies:" in line)
 
 
 def shown_text(path, region):
@@ -135,16 +146,114 @@ def checks_of(path):
                 for line in f if "guide-check:" in line]
 
 
-def filter_args_of(path):
+def directive_words(path, directive):
     with open(path, encoding="utf-8") as f:
         for line in f:
-            if "guide-filter-args:" in line:
-                return shlex.split(line.split("guide-filter-args:", 1)[1].strip().rstrip("*/"))
+            if directive in line:
+                return shlex.split(line.split(directive, 1)[1].strip().rstrip("*/"))
     return []
+
+
+def filter_args_of(path):
+    return directive_words(path, "guide-filter-args:")
+
+
+def without_values(replies, names):
+    """The replies with the values of the headers named left out."""
+    def strip(modification):
+        name = modification[1:].split(b"\0", 1)[0]
+        return modification[:1] + name if modification[:1] == b"h" and name in names else modification
+    return [reply if reply is None else (reply[0], [strip(m) for m in reply[1]])
+            for reply in replies]
 
 
 def example_path(marker):
     return os.path.realpath(os.path.join(GUIDE, marker))
+
+
+class RawMTA:
+    """Plays the MTA byte by byte, for what milter-test-server does not
+    send: ABORT in the middle of a message and K. It offers what Postfix
+    offers and honours the negotiated steps: events left out are not sent,
+    no-reply events are not waited for."""
+
+    NO_STEP = {b"C": 0x1, b"H": 0x2, b"M": 0x4, b"R": 0x8, b"L": 0x20, b"N": 0x40, b"B": 0x10,
+               b"T": 0x200}
+    NO_REPLY = {b"C": 0x1000, b"H": 0x2000, b"M": 0x4000, b"R": 0x8000, b"L": 0x80,
+                b"N": 0x40000, b"B": 0x80000, b"T": 0x10000}
+    MODIFICATIONS = [bytes([c]) for c in b"+-2hmiebqp"]
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(TIMEOUT)
+        self.sock.connect(path)
+        self.send(b"O", struct.pack(">III", 6, 0x1FF, 0x1FFFFF))
+        letter, data = self.read()
+        assert letter == b"O", "negotiation reply %r" % letter
+        self.steps = struct.unpack(">III", data[:12])[2]
+
+    def send(self, letter, data=b""):
+        self.sock.sendall(struct.pack(">I", len(data) + 1) + letter + data)
+
+    def read(self):
+        header = self.read_exactly(4)
+        data = self.read_exactly(struct.unpack(">I", header)[0])
+        return data[:1], data[1:]
+
+    def read_exactly(self, size):
+        data = b""
+        while len(data) < size:
+            chunk = self.sock.recv(size - len(data))
+            if not chunk:
+                raise AssertionError("the filter closed the connection")
+            data += chunk
+        return data
+
+    def command(self, letter, data=b""):
+        """Sends an event; returns its reply, or None when none comes."""
+        if self.steps & self.NO_STEP.get(letter, 0):
+            return None
+        self.send(letter, data)
+        if self.steps & self.NO_REPLY.get(letter, 0):
+            return None
+        return self.reply()
+
+    def reply(self):
+        """The final reply, with the modifications before it."""
+        modifications = []
+        while True:
+            letter, data = self.read()
+            if letter not in self.MODIFICATIONS:
+                return letter + data, modifications
+            if letter != b"p":
+                modifications.append(letter + data)
+
+    def session(self, headers, abort_after_headers):
+        """connect, HELO and one message; the replies in order."""
+        replies = [self.command(b"C", b"client.example\0" + b"4" + struct.pack(">H", 25) +
+                                b"192.0.2.1\0"),
+                   self.command(b"H", b"client.example\0"),
+                   self.command(b"M", b"<sender@example.com>\0"),
+                   self.command(b"R", b"<recipient@example.org>\0"),
+                   self.command(b"T")]
+        replies += [self.command(b"L", name + b"\0" + value + b"\0") for name, value in headers]
+        replies.append(self.command(b"N"))
+        if abort_after_headers:
+            self.send(b"A")
+            return replies
+        replies.append(self.command(b"B", b"line one\r\n"))
+        self.send(b"E")
+        replies.append(self.reply())
+        return replies
+
+    def quit(self):
+        self.send(b"Q")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.sock.close()
 
 
 class TestGuide(unittest.TestCase):
@@ -278,6 +387,7 @@ class TestGuide(unittest.TestCase):
                                if m["type"] == "add-header"]
                     self.assertTrue(eval(expression, {"result": result, "headers": headers}),
                                     "%s: %s is false for %s" % (path, expression, json.dumps(result)))
+                self.check_new_session_on_same_connection(path, socket_path)
             finally:
                 if process.poll() is None:
                     process.send_signal(signal.SIGTERM)
@@ -288,6 +398,20 @@ class TestGuide(unittest.TestCase):
                     process.wait()
             output.seek(0)
             self.assertEqual(process.returncode, 0, "%s on SIGTERM: %s" % (path, output.read()))
+
+    def check_new_session_on_same_connection(self, path, socket_path):
+        headers = [(b"Subject", b"Buy now, 50% off"), (b"X-Internal-Route", b"a")]
+        with RawMTA(socket_path) as fresh:
+            expected = fresh.session([(b"X-Other", b"v")], False)
+            fresh.quit()
+        with RawMTA(socket_path) as reused:
+            reused.session(headers, True)
+            reused.send(b"K")
+            second = reused.session([(b"X-Other", b"v")], False)
+            reused.quit()
+        varies = [name.encode() for name in directive_words(path, "guide-new-session-varies:")]
+        self.assertEqual(without_values(second, varies), without_values(expected, varies),
+                         "%s: a session after an aborted message and K differs from a fresh one" % path)
 
     def drive(self, spec, args):
         env = dict(os.environ)

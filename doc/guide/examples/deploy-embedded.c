@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* guide-check: filter => result["status"] == "pass" and headers == [("X-Message-Number", "1")] */
 /* guide-check: filter => headers == [("X-Message-Number", "2")] */
+/* guide-new-session-varies: X-Message-Number */
 /* deploy-embedded: a milter served from the program's own main loop, next
  * to a timer that logs statistics. Numbers the messages it sees. */
 #include <milter/milter.h>

@@ -8,19 +8,20 @@
 
 #define MAX_RECIPIENTS 3
 
-/* Was the libmilter private data (smfi_setpriv): one per connection. */
+/* Was the libmilter private data (smfi_setpriv): here one per message. */
 typedef struct
 {
-  guint recipients;   /* of the current message */
-} Connection;
+  guint recipients;
+} Message;
 
 /* xxfi_envfrom: a new message. */
 static MilterStatus
 on_envelope_from (MilterClientContext *context,
                   const gchar         *from,
-                  Connection          *connection)
+                  gpointer             user_data)
 {
-  connection->recipients = 0;
+  /* Replaces and frees the last message's: no xxfi_close needed for that. */
+  milter_client_context_set_private_data (context, g_new0 (Message, 1), g_free);
   return MILTER_STATUS_CONTINUE;
 }
 
@@ -28,15 +29,17 @@ on_envelope_from (MilterClientContext *context,
 static MilterStatus
 on_envelope_recipient (MilterClientContext *context,
                        const gchar         *recipient,
-                       Connection          *connection)
+                       gpointer             user_data)
 {
-  if (connection->recipients >= MAX_RECIPIENTS)
+  Message *message = milter_client_context_get_private_data (context);
+
+  if (message->recipients >= MAX_RECIPIENTS)
     {
       /* smfi_setreply + SMFIS_TEMPFAIL: only this recipient is refused. */
       milter_client_context_set_reply (context, 452, "4.5.3", "Too many recipients", NULL);
       return MILTER_STATUS_TEMPORARY_FAILURE;
     }
-  connection->recipients++;
+  message->recipients++;
   return MILTER_STATUS_CONTINUE;
 }
 
@@ -44,9 +47,10 @@ on_envelope_recipient (MilterClientContext *context,
 static MilterStatus
 on_end_of_message (MilterClientContext *context,
                    GBytes              *chunk,
-                   Connection          *connection)
+                   gpointer             user_data)
 {
-  g_autofree gchar *count = g_strdup_printf ("%u", connection->recipients);
+  Message *message = milter_client_context_get_private_data (context);
+  g_autofree gchar *count = g_strdup_printf ("%u", message->recipients);
 
   /* smfi_addheader */
   milter_client_context_add_header (context, "X-Recipients", count, NULL);
@@ -59,13 +63,9 @@ on_connection_established (MilterClient        *client,
                            MilterClientContext *context,
                            gpointer             user_data)
 {
-  Connection *connection = g_new0 (Connection, 1);
-
-  /* Freed with the context: no xxfi_close needed just for that. */
-  milter_client_context_set_private_data (context, connection, g_free);
-  g_signal_connect (context, "envelope-from", G_CALLBACK (on_envelope_from), connection);
-  g_signal_connect (context, "envelope-recipient", G_CALLBACK (on_envelope_recipient), connection);
-  g_signal_connect (context, "end-of-message-bytes", G_CALLBACK (on_end_of_message), connection);
+  g_signal_connect (context, "envelope-from", G_CALLBACK (on_envelope_from), NULL);
+  g_signal_connect (context, "envelope-recipient", G_CALLBACK (on_envelope_recipient), NULL);
+  g_signal_connect (context, "end-of-message-bytes", G_CALLBACK (on_end_of_message), NULL);
 }
 
 int

@@ -30,11 +30,8 @@ on_envelope_from (MilterClientContext *context,
                   const gchar         *from,
                   gpointer             user_data)
 {
-  Message *message = milter_client_context_get_private_data (context);
-
-  /* A new message: forget the last one. */
-  g_clear_pointer (&message->subject, g_free);
-  message->n_routes = 0;
+  /* A new message: its state replaces (and frees) the last one's. */
+  milter_client_context_set_private_data (context, g_new0 (Message, 1), message_free);
   return MILTER_STATUS_CONTINUE;
 }
 
@@ -97,7 +94,6 @@ on_connection_established (MilterClient        *client,
                            MilterClientContext *context,
                            gpointer             user_data)
 {
-  milter_client_context_set_private_data (context, g_new0 (Message, 1), message_free);
   g_signal_connect (context, "envelope-from", G_CALLBACK (on_envelope_from), NULL);
   g_signal_connect (context, "header", G_CALLBACK (on_header), NULL);
   g_signal_connect (context, "end-of-message-bytes", G_CALLBACK (on_end_of_message), NULL);

@@ -42,6 +42,15 @@ tag_context_end_of_message_bytes (MilterClientContext *context,
   return MILTER_STATUS_CONTINUE;
 }
 
+/* An aborted message must not tag the next one. */
+static MilterStatus
+tag_context_abort (MilterClientContext     *context,
+                   MilterClientContextState last_state)
+{
+  TAG_CONTEXT (context)->advertising = FALSE;
+  return MILTER_STATUS_CONTINUE;
+}
+
 static void
 tag_context_class_init (TagContextClass *klass)
 {
@@ -50,6 +59,7 @@ tag_context_class_init (TagContextClass *klass)
   /* Only these events are negotiated, as with two connected handlers. */
   context_class->header = tag_context_header;
   context_class->end_of_message_bytes = tag_context_end_of_message_bytes;
+  context_class->abort = tag_context_abort;
 }
 
 static void

@@ -7,31 +7,34 @@
  * one per header. */
 #include <milter/milter.h>
 
-typedef struct
-{
-  gboolean advertising;  /* of the current message */
-} Connection;
-
+/* The verdict on the Subject sits on the mail-transaction shelf, which the
+ * context empties when a message ends or is aborted: no state to reset. */
 static MilterStatus
 on_header (MilterClientContext *context,
            const gchar         *name,
            const gchar         *value,
-           Connection          *connection)
+           gpointer             user_data)
 {
   if (g_ascii_strcasecmp (name, "Subject") == 0)
-    connection->advertising = g_str_has_prefix (value, "Buy ") || strstr (value, "% off") != NULL;
+    {
+      gboolean advertising = g_str_has_prefix (value, "Buy ") || strstr (value, "% off") != NULL;
+
+      milter_client_context_set_mail_transaction_shelf_value (context, "advertising",
+                                                              advertising ? "yes" : "no");
+    }
   return MILTER_STATUS_CONTINUE;
 }
 
 static MilterStatus
 on_end_of_message (MilterClientContext *context,
                    GBytes              *chunk,
-                   Connection          *connection)
+                   gpointer             user_data)
 {
-  if (connection->advertising)
+  const gchar *advertising =
+    milter_client_context_get_mail_transaction_shelf_value (context, "advertising");
+
+  if (g_strcmp0 (advertising, "yes") == 0)
     milter_client_context_add_header (context, "X-Subject-Flag", "advertising", NULL);
-  /* The next message on this connection starts clean. */
-  connection->advertising = FALSE;
   return MILTER_STATUS_CONTINUE;
 }
 
@@ -40,11 +43,8 @@ on_connection_established (MilterClient        *client,
                            MilterClientContext *context,
                            gpointer             user_data)
 {
-  Connection *connection = g_new0 (Connection, 1);
-
-  milter_client_context_set_private_data (context, connection, g_free);
-  g_signal_connect (context, "header", G_CALLBACK (on_header), connection);
-  g_signal_connect (context, "end-of-message-bytes", G_CALLBACK (on_end_of_message), connection);
+  g_signal_connect (context, "header", G_CALLBACK (on_header), NULL);
+  g_signal_connect (context, "end-of-message-bytes", G_CALLBACK (on_end_of_message), NULL);
 }
 
 int
