@@ -68,6 +68,27 @@ test_invalid_symbol (void)
   g_test_trap_assert_stderr ("*invalid macro name*bad name*");
 }
 
+/* libmilter's space-separated string in one element: refused, and the
+ * stage keeps what it had rather than becoming an empty list, which the
+ * MTA would read as "send no macros". */
+static void
+test_invalid_symbol_changes_nothing (void)
+{
+  g_autoptr(MilterMacrosRequests) requests = milter_macros_requests_new ();
+  const gchar *before[] = { "i", NULL };
+  const gchar *ported[] = { "j {daemon_name}", NULL };
+  g_autofree gchar *expected = NULL;
+  g_autofree gchar *text = NULL;
+
+  milter_macros_requests_set_symbols (requests, MILTER_MACRO_STAGE_HELO, before);
+  expected = milter_macros_requests_to_string (requests);
+  g_test_expect_message ("Milter", G_LOG_LEVEL_CRITICAL, "*invalid macro name*j {daemon_name}*");
+  milter_macros_requests_set_symbols (requests, MILTER_MACRO_STAGE_HELO, ported);
+  g_test_assert_expected_messages ();
+  text = milter_macros_requests_to_string (requests);
+  g_assert_cmpstr (text, ==, expected);
+}
+
 static void
 test_invalid_stage (void)
 {
@@ -93,6 +114,7 @@ main (int    argc,
   g_test_add_func ("/macros-requests/set-get", test_set_get);
   g_test_add_func ("/macros-requests/copy-equal-string", test_copy_equal_string);
   g_test_add_func ("/macros-requests/invalid-symbol", test_invalid_symbol);
+  g_test_add_func ("/macros-requests/invalid-symbol-changes-nothing", test_invalid_symbol_changes_nothing);
   g_test_add_func ("/macros-requests/invalid-stage", test_invalid_stage);
 
   return g_test_run ();

@@ -148,7 +148,9 @@ set_valid_symbols (MilterMacrosRequests *requests,
  *   no macros at @stage
  *
  * Sets the macros requested for @stage, replacing any earlier list. Names
- * must be non-empty and free of spaces and control characters.
+ * must be non-empty and free of spaces and control characters: one name
+ * per element, not libmilter's space-separated list. A list with an
+ * invalid name is a programming error and changes nothing.
  *
  * Since: 1.0
  */
@@ -161,9 +163,13 @@ milter_macros_requests_set_symbols (MilterMacrosRequests *requests,
   g_return_if_fail (is_valid_stage (stage));
   g_return_if_fail (symbols != NULL);
 
+  /* A programming error has no effect, as after g_return_if_fail(). */
   for (guint i = 0; symbols[i] != NULL; i++)
     if (!is_valid_symbol (symbols[i]))
-      g_critical ("%s: invalid macro name “%s”", G_STRFUNC, symbols[i]);
+      {
+        g_critical ("%s: invalid macro name “%s”", G_STRFUNC, symbols[i]);
+        return;
+      }
   set_valid_symbols (requests, stage, symbols);
 }
 
