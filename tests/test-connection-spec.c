@@ -158,6 +158,12 @@ test_parse_unix (void)
   assert_parses_unix ("local:./run/milter.sock", "./run/milter.sock");
   /* Everything after the first colon is the path. */
   assert_parses_unix ("unix:/tmp/a:b@c", "/tmp/a:b@c");
+  /* As libmilter: no scheme, an empty one, any case. */
+  assert_parses_unix ("/run/milter/milter.sock", "/run/milter/milter.sock");
+  assert_parses_unix ("./milter.sock", "./milter.sock");
+  assert_parses_unix (":milter.sock", "milter.sock");
+  assert_parses_unix ("Unix:/run/milter.sock", "/run/milter.sock");
+  assert_parses_unix ("LOCAL:/run/milter.sock", "/run/milter.sock");
 }
 
 static void
@@ -192,6 +198,8 @@ static void
 test_parse_inet (void)
 {
   assert_parses_inet ("inet:10025", G_SOCKET_FAMILY_IPV4, "0.0.0.0", 10025);
+  assert_parses_inet ("INET:10025@127.0.0.1", G_SOCKET_FAMILY_IPV4, "127.0.0.1", 10025);
+  assert_parses_inet ("Inet6:10025@::1", G_SOCKET_FAMILY_IPV6, "::1", 10025);
   assert_parses_inet ("inet:10025@127.0.0.1", G_SOCKET_FAMILY_IPV4, "127.0.0.1", 10025);
   assert_parses_inet ("inet:10025@[127.0.0.1]", G_SOCKET_FAMILY_IPV4, "127.0.0.1", 10025);
   assert_parses_inet ("inet:10025@192.0.2.33", G_SOCKET_FAMILY_IPV4, "192.0.2.33", 10025);
@@ -320,11 +328,12 @@ static const struct {
 } malformed_specs[] = {
   { "", MILTER_CONNECTION_SPEC_ERROR_INVALID_FORMAT },
   { "inet", MILTER_CONNECTION_SPEC_ERROR_INVALID_FORMAT },
-  { "/run/milter.sock", MILTER_CONNECTION_SPEC_ERROR_INVALID_FORMAT },
-  { ":10025", MILTER_CONNECTION_SPEC_ERROR_INVALID_FORMAT },
+  { "10025", MILTER_CONNECTION_SPEC_ERROR_INVALID_FORMAT },
+  { "milter.sock", MILTER_CONNECTION_SPEC_ERROR_INVALID_FORMAT },
   { "tcp:10025", MILTER_CONNECTION_SPEC_ERROR_UNKNOWN_SCHEME },
-  { "INET:10025", MILTER_CONNECTION_SPEC_ERROR_UNKNOWN_SCHEME },
-  { "Unix:/run/milter.sock", MILTER_CONNECTION_SPEC_ERROR_UNKNOWN_SCHEME },
+  { "/tmp/a:b", MILTER_CONNECTION_SPEC_ERROR_UNKNOWN_SCHEME },
+  { ":", MILTER_CONNECTION_SPEC_ERROR_EMPTY_PATH },
+  { "INET:", MILTER_CONNECTION_SPEC_ERROR_MISSING_PORT },
   { " inet:10025", MILTER_CONNECTION_SPEC_ERROR_UNKNOWN_SCHEME },
   { "unix:", MILTER_CONNECTION_SPEC_ERROR_EMPTY_PATH },
   { "local:", MILTER_CONNECTION_SPEC_ERROR_EMPTY_PATH },

@@ -30,7 +30,10 @@
  *   address is `::`.
  *
  * PORT is a decimal number from 0 to 65535; 0 lets the system choose.
- * Schemes are lowercase, as in libmilter.
+ * As in libmilter, schemes are read without regard to case, and a spec
+ * with an empty scheme (`:PATH`) or none at all is a Unix socket path;
+ * without a scheme, the path must contain a `/` (`/run/milter.sock`,
+ * `./milter.sock`), so that a mistyped spec is not taken for a file name.
  *
  * milter_connection_spec_parse() turns a spec into a #GSocketAddress (it
  * does no I/O other than resolving a host name) and
@@ -391,25 +394,26 @@ milter_connection_spec_parse (const gchar  *spec,
   colon = strchr (spec, ':');
   if (colon == NULL)
     {
+      /* libmilter takes the whole spec as a socket path. A word without a
+       * slash ("inet", "10025") is more likely a mistake than a path. */
+      if (strchr (spec, '/') != NULL)
+        return parse_unix (spec, spec, error);
       set_spec_error (error, MILTER_CONNECTION_SPEC_ERROR_INVALID_FORMAT, spec,
-                      "expected SCHEME:VALUE, such as inet:10025@127.0.0.1");
-      return NULL;
-    }
-  if (colon == spec)
-    {
-      set_spec_error (error, MILTER_CONNECTION_SPEC_ERROR_INVALID_FORMAT, spec,
-                      "the scheme before “:” is empty");
+                      "expected SCHEME:VALUE, such as inet:10025@127.0.0.1 or "
+                      "unix:/run/milter.sock");
       return NULL;
     }
 
   scheme = g_strndup (spec, (gsize) (colon - spec));
   value = colon + 1;
 
-  if (g_str_equal (scheme, "unix") || g_str_equal (scheme, "local"))
+  /* As libmilter: an empty scheme means unix, and case does not matter. */
+  if (*scheme == '\0' || g_ascii_strcasecmp (scheme, "unix") == 0 ||
+      g_ascii_strcasecmp (scheme, "local") == 0)
     return parse_unix (spec, value, error);
-  if (g_str_equal (scheme, "inet"))
+  if (g_ascii_strcasecmp (scheme, "inet") == 0)
     return parse_inet (spec, value, G_SOCKET_FAMILY_IPV4, error);
-  if (g_str_equal (scheme, "inet6"))
+  if (g_ascii_strcasecmp (scheme, "inet6") == 0)
     return parse_inet (spec, value, G_SOCKET_FAMILY_IPV6, error);
 
   set_spec_error (error, MILTER_CONNECTION_SPEC_ERROR_UNKNOWN_SCHEME, spec,
