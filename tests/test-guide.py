@@ -36,6 +36,9 @@ Each example says how it is checked, in comment lines:
         count over the process's life, say): their values are not compared.
     guide-check: run ARGS…
         Runs the example with ARGS; it must exit with status 0.
+    guide-check: refuses ARGS… => TEXT
+        Runs the example with ARGS; it must exit with a failure status and
+        print TEXT.
     guide-check: compile
         C only: compiles it (with -Wall -Wextra -Werror), nothing more.
     guide-filter-args: ARGS…
@@ -346,6 +349,10 @@ class TestGuide(unittest.TestCase):
                 self.compile(path)
             elif kind == "run":
                 self.run_program(path, shlex.split(rest))
+            elif kind == "refuses":
+                args, arrow, text = rest.partition("=>")
+                self.assertTrue(arrow, "refuses checks need '=> TEXT': " + check)
+                self.run_refused(path, shlex.split(args), text.strip())
             elif kind == "filter":
                 args, arrow, expression = rest.partition("=>")
                 self.assertTrue(arrow, "filter checks need '=> EXPRESSION': " + check)
@@ -365,6 +372,12 @@ class TestGuide(unittest.TestCase):
         run = subprocess.run(self.command_of(path) + args, capture_output=True, text=True,
                              env=self.environment(), timeout=120, cwd=self.scratch)
         self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+
+    def run_refused(self, path, args, text):
+        run = subprocess.run(self.command_of(path) + args, capture_output=True, text=True,
+                             env=self.environment(), timeout=120, cwd=self.scratch)
+        self.assertNotEqual(run.returncode, 0, "%s %s was accepted" % (path, args))
+        self.assertIn(text, run.stdout + run.stderr)
 
     def run_filter(self, path, checks):
         directory = tempfile.mkdtemp(prefix="f", dir=self.scratch)

@@ -2333,8 +2333,9 @@ post_parse (GOptionContext  *context,
  * milter_client_get_option_group() (and `--help`), for programs that cannot
  * use a #GOptionContext themselves, such as Python and Ruby ones, and for
  * short C programs. Options it does not know stay in @argv, for the
- * program's own parser. In C, pass a copy of main()'s @argv made with
- * g_strdupv(): the strings it removes are freed.
+ * program's own parser; a program without options of its own should
+ * refuse them, or a mistyped option goes unnoticed. In C, pass a copy of
+ * main()'s @argv made with g_strdupv(): the strings it removes are freed.
  *
  * |[<!-- language="Python" -->
  * client = Milter.Client.new()

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* guide-check: filter => result["status"] == "pass" and headers == [("X-Filtered", "yes")] */
 /* guide-check: filter --header "Subject: hello" --body "Hi!" => result["exit"] == 0 and ("X-Filtered", "yes") in headers */
+/* guide-check: refuses --usr=nobody => first-filter: Unknown argument --usr=nobody */
 /* first-filter: adds "X-Filtered: yes" to every message. */
 #include <milter/milter.h>
 
@@ -35,9 +36,12 @@ main (int    argc,
   g_autoptr(GError) error = NULL;
 
   g_signal_connect (client, "connection-established", G_CALLBACK (on_connection_established), NULL);
-  /* -s SPEC, --timeout, --user, --daemon…: see first-filter --help. */
-  if (!milter_client_parse_command_line (client, &args, &error) ||
-      !milter_client_run (client, &error))
+  /* -s SPEC, --timeout, --user, --daemon…: see first-filter --help. What it
+   * leaves is no option of the client: a typo such as --usr=nobody. */
+  if (milter_client_parse_command_line (client, &args, &error) && args[1] != NULL)
+    g_set_error (&error, G_OPTION_ERROR, G_OPTION_ERROR_UNKNOWN_OPTION,
+                 "Unknown argument %s", args[1]);
+  if (error != NULL || !milter_client_run (client, &error))
     {
       g_printerr ("first-filter: %s\n", error->message);
       return 1;

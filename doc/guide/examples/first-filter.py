@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # guide-check: filter => result["status"] == "pass" and headers == [("X-Filtered", "yes")]
+# guide-check: refuses --usr=nobody => first-filter: unknown argument --usr=nobody
 """first-filter.py: adds "X-Filtered: yes" to every message."""
 
 import sys
@@ -25,7 +26,9 @@ def on_connection_established(client, context):
 client = Milter.Client.new()
 client.connect("connection-established", on_connection_established)
 try:
-    client.parse_command_line(sys.argv)  # -s SPEC, --timeout, --user…
+    rest = client.parse_command_line(sys.argv)  # -s SPEC, --timeout, --user…
+    if rest[1:]:
+        sys.exit("first-filter: unknown argument " + rest[1])
     client.run()
 except GLib.Error as error:
     sys.exit("first-filter: " + error.message)

@@ -1,6 +1,7 @@
 #!/usr/bin/env ruby
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # guide-check: filter => result["status"] == "pass" and headers == [("X-Filtered", "yes")]
+# guide-check: refuses --usr=nobody => first-filter: unknown argument --usr=nobody
 # first-filter.rb: adds "X-Filtered: yes" to every message.
 
 require "gobject-introspection"
@@ -19,7 +20,8 @@ client.signal_connect("connection-established") do |_client, context|
   end
 end
 begin
-  client.parse_command_line([$PROGRAM_NAME, *ARGV]) # -s SPEC, --timeout, --user…
+  _valid, rest = client.parse_command_line([$PROGRAM_NAME, *ARGV]) # -s SPEC, --timeout, --user…
+  abort("first-filter: unknown argument #{rest[1]}") if rest.size > 1
   client.run
 rescue GLib::ErrorInfo => error
   warn("first-filter: #{error.message}")

@@ -67,7 +67,9 @@ def on_connection_established(client, context):
 client = Milter.Client.new()
 client.connect("connection-established", on_connection_established)
 try:
-    client.parse_command_line(sys.argv)
+    rest = client.parse_command_line(sys.argv)
+    if rest[1:]:
+        sys.exit("modify-tag: unknown argument " + rest[1])
     client.run()
 except GLib.Error as error:
     sys.exit("modify-tag: " + error.message)

@@ -212,8 +212,10 @@ main (int    argc,
   g_autoptr(GError) error = NULL;
 
   g_signal_connect (client, "connection-established", G_CALLBACK (on_connection_established), NULL);
-  if (!milter_client_parse_command_line (client, &args, &error) ||
-      !milter_client_run (client, &error))
+  if (milter_client_parse_command_line (client, &args, &error) && args[1] != NULL)
+    g_set_error (&error, G_OPTION_ERROR, G_OPTION_ERROR_UNKNOWN_OPTION,
+                 "Unknown argument %s", args[1]);
+  if (error != NULL || !milter_client_run (client, &error))
     {
       g_printerr ("progress-scan: %s\n", error->message);
       return 1;
