@@ -1383,6 +1383,12 @@ test_option_errors (void)
   expect_option_error ("--connection-spec", "tcp:25");
   expect_option_error ("--unix-socket-mode", "rw-rw----");
   expect_option_error ("--log-level", "loud");
+  /* Negative numbers are no "not given": they were ignored before. */
+  expect_option_error ("--timeout", "-1");
+  expect_option_error ("--n-workers", "-3");
+  expect_option_error ("--max-connections", "-1");
+  expect_option_error ("--shutdown-grace-period", "-2");
+  expect_option_error ("--n-workers", "100000");
 }
 
 /* For bindings: parse_command_line takes the client's options from a

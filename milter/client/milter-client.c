@@ -88,6 +88,8 @@
 /* Connections taken per wake-up, so one busy socket cannot starve others. */
 #define ACCEPT_BATCH 16
 #define DEFAULT_GRACE_PERIOD 30
+/* What the integer options hold until given: any negative number is invalid. */
+#define OPTION_NOT_GIVEN G_MININT
 /* A session idle this long (µs) waits in the parking lot: long enough
  * that busy ones, a round trip every few milliseconds, never go there. */
 #define DEFAULT_PARK_DELAY G_USEC_PER_SEC
@@ -1516,10 +1518,10 @@ milter_client_init (MilterClient *self)
   self->remove_unix_socket_on_close = TRUE;
   self->shutdown_grace_period = DEFAULT_GRACE_PERIOD;
   self->listen_backlog = SOMAXCONN;
-  self->option_timeout = -1;
-  self->option_n_workers = -1;
-  self->option_max_connections = -1;
-  self->option_shutdown_grace_period = -1;
+  self->option_timeout = OPTION_NOT_GIVEN;
+  self->option_n_workers = OPTION_NOT_GIVEN;
+  self->option_max_connections = OPTION_NOT_GIVEN;
+  self->option_shutdown_grace_period = OPTION_NOT_GIVEN;
 }
 
 /* ---- public API ----------------------------------------------------- */
@@ -2249,6 +2251,35 @@ apply_log_level (const gchar  *name,
   return FALSE;
 }
 
+/* Sets a guint property from its option, unless the option was not given;
+ * a value out of the property's range is the user's mistake, not ours. */
+static gboolean
+apply_number_option (MilterClient *client,
+                     const gchar  *name,
+                     gint          value,
+                     GError      **error)
+{
+  GParamSpecUInt *pspec;
+
+  if (value == OPTION_NOT_GIVEN)
+    return TRUE;
+  pspec = G_PARAM_SPEC_UINT (g_object_class_find_property (G_OBJECT_GET_CLASS (client), name));
+  if (value < 0 || (guint) value < pspec->minimum)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "Invalid --%s %d: must be at least %u", name, value, pspec->minimum);
+      return FALSE;
+    }
+  if ((guint) value > pspec->maximum)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "Invalid --%s %d: must be at most %u", name, value, pspec->maximum);
+      return FALSE;
+    }
+  g_object_set (client, name, (guint) value, NULL);
+  return TRUE;
+}
+
 /**
  * milter_client_apply_options:
  * @client: a #MilterClient
@@ -2289,14 +2320,12 @@ milter_client_apply_options (MilterClient  *client,
         }
       g_object_set (client, "unix-socket-mode", (guint) mode, NULL);
     }
-  if (client->option_timeout >= 0)
-    g_object_set (client, "timeout", (guint) client->option_timeout, NULL);
-  if (client->option_n_workers >= 0)
-    g_object_set (client, "n-workers", (guint) client->option_n_workers, NULL);
-  if (client->option_max_connections >= 0)
-    g_object_set (client, "max-connections", (guint) client->option_max_connections, NULL);
-  if (client->option_shutdown_grace_period >= 0)
-    g_object_set (client, "shutdown-grace-period", (guint) client->option_shutdown_grace_period, NULL);
+  if (!apply_number_option (client, "timeout", client->option_timeout, error) ||
+      !apply_number_option (client, "n-workers", client->option_n_workers, error) ||
+      !apply_number_option (client, "max-connections", client->option_max_connections, error) ||
+      !apply_number_option (client, "shutdown-grace-period",
+                            client->option_shutdown_grace_period, error))
+    return FALSE;
   if (client->option_unix_socket_group != NULL)
     g_object_set (client, "unix-socket-group", client->option_unix_socket_group, NULL);
   if (client->option_user != NULL)
