@@ -877,14 +877,45 @@ finish_message (Session     *session,
   run_step (session, STEP_ABORT);
 }
 
+/* The negotiation bits that leave a step out, or its reply. */
+static const MilterStepFlags step_flags[][2] = {
+  [STEP_CONNECT] = { MILTER_STEP_NO_CONNECT, MILTER_STEP_NO_REPLY_CONNECT },
+  [STEP_HELO] = { MILTER_STEP_NO_HELO, MILTER_STEP_NO_REPLY_HELO },
+  [STEP_ENVELOPE_FROM] = { MILTER_STEP_NO_ENVELOPE_FROM, MILTER_STEP_NO_REPLY_ENVELOPE_FROM },
+  [STEP_ENVELOPE_RECIPIENT] = { MILTER_STEP_NO_ENVELOPE_RECIPIENT,
+                                MILTER_STEP_NO_REPLY_ENVELOPE_RECIPIENT },
+  [STEP_DATA] = { MILTER_STEP_NO_DATA, MILTER_STEP_NO_REPLY_DATA },
+  [STEP_HEADER] = { MILTER_STEP_NO_HEADERS, MILTER_STEP_NO_REPLY_HEADER },
+  [STEP_END_OF_HEADER] = { MILTER_STEP_NO_END_OF_HEADER, MILTER_STEP_NO_REPLY_END_OF_HEADER },
+  [STEP_BODY] = { MILTER_STEP_NO_BODY, MILTER_STEP_NO_REPLY_BODY },
+  [STEP_END_OF_MESSAGE] = { 0, 0 },
+};
+
+/* Says so when the milter never saw the step, or sent no reply to it:
+ * the status is then the one the MTA assumes. */
+static const gchar *
+negotiated_note (Session *session)
+{
+  MilterOption *option = milter_server_context_get_option (session->context);
+  MilterStepFlags steps = option != NULL ? milter_option_get_step (option) : 0;
+
+  if (session->step >= G_N_ELEMENTS (step_flags))
+    return "";
+  if (steps & step_flags[session->step][0])
+    return " (not sent: negotiated away)";
+  if (steps & step_flags[session->step][1])
+    return " (no reply: negotiated away)";
+  return "";
+}
+
 static void
 log_status (Session      *session,
             MilterStatus  status)
 {
   const gchar *reply = milter_server_context_get_reply_text (session->context);
 
-  verbose (session->tool, "[%s] -> %s%s%s", step_names[session->step], status_name (status),
-           reply != NULL ? " " : "", reply != NULL ? reply : "");
+  verbose (session->tool, "[%s] -> %s%s%s%s", step_names[session->step], status_name (status),
+           reply != NULL ? " " : "", reply != NULL ? reply : "", negotiated_note (session));
 }
 
 static void

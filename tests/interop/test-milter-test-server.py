@@ -650,6 +650,31 @@ def verbose_and_progress():
 
 
 @test
+def verbose_marks_negotiated_steps():
+    """-v says which statuses the milter never gave: steps it asked to
+    leave out, and steps it asked to send without waiting for a reply."""
+    def handler(connection):
+        read_packet(connection)
+        connection.sendall(packet(b"O", struct.pack(">III", 6, 0, 0x1 | 0x2000)))  # NOCONNECT, NR_HELO
+        while True:
+            letter, _ = read_packet(connection)
+            if letter is None or letter == b"Q":
+                return
+            if letter not in (b"D", b"A", b"H"):
+                connection.sendall(packet(b"c"))
+
+    fake = FakeMilter("negotiated-steps", handler)
+    try:
+        result = run("-v", spec=fake.spec)
+        expect_status(result, 0)
+        expect_line(result, "[connect] -> continue (not sent: negotiated away)", "stderr")
+        expect_line(result, "[helo] -> continue (no reply: negotiated away)", "stderr")
+        expect_line(result, "[envelope-from] -> continue", "stderr")
+    finally:
+        fake.close()
+
+
+@test
 def usage_errors():
     result = run(spec=None)
     expect_status(result, 1)
