@@ -325,11 +325,12 @@ class TestGuide(unittest.TestCase):
         if path in self.compiled:
             return self.compiled[path]
         output = os.path.join(self.scratch, os.path.splitext(os.path.basename(path))[0])
-        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "gio-2.0", "gio-unix-2.0"],
-                               capture_output=True, text=True, check=True).stdout.split()
+        # As a user builds against a build tree: its uninstalled .pc file.
+        pkg_env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(BUILD_ROOT, "meson-uninstalled"))
+        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "milter-glib-1.0", "gio-unix-2.0"],
+                               capture_output=True, text=True, check=True, env=pkg_env).stdout.split()
         command = [os.environ.get("CC", "cc"), "-std=gnu11", "-Wall", "-Wextra", "-Werror",
-                   "-Wno-unused-parameter", "-I" + SOURCE_ROOT, "-I" + BUILD_ROOT, path, "-o", output,
-                   "-L" + os.path.join(BUILD_ROOT, "milter"), "-lmilter-glib-1.0",
+                   "-Wno-unused-parameter", path, "-o", output,
                    "-Wl,-rpath," + os.path.join(BUILD_ROOT, "milter")] + flags
         env = dict(os.environ)
         env.pop("LD_PRELOAD", None)  # the compiler is no sanitized program
