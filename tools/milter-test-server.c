@@ -1185,23 +1185,31 @@ session_start (Tool *tool)
 
 /* ---- output ------------------------------------------------------------- */
 
+/* A JSON string of @size bytes, kept byte for byte: a byte that is not
+ * UTF-8 becomes the lone surrogate \udcXX, as Python's "surrogateescape"
+ * does (json.loads(...).encode("utf-8", "surrogateescape") gives the
+ * bytes back), and NUL becomes \u0000. */
 static void
-json_string (GString     *out,
-             const gchar *text)
+json_text (GString     *out,
+           const gchar *data,
+           gsize        size)
 {
-  g_autofree gchar *valid = NULL;
+  const gchar *end = data + size;
 
-  if (text == NULL)
-    {
-      g_string_append (out, "null");
-      return;
-    }
-  valid = g_utf8_make_valid (text, -1);
   g_string_append_c (out, '"');
-  for (const gchar *p = valid; *p != '\0'; p++)
+  for (const gchar *p = data; p < end;)
     {
       guchar c = (guchar) *p;
+      gunichar ch = c >= 0x80 ? g_utf8_get_char_validated (p, end - p) : c;
 
+      if (c >= 0x80 && ch != (gunichar) -1 && ch != (gunichar) -2)
+        {
+          const gchar *next = g_utf8_next_char (p);
+
+          g_string_append_len (out, p, next - p);
+          p = next;
+          continue;
+        }
       switch (c)
         {
         case '"': g_string_append (out, "\\\""); break;
@@ -1210,13 +1218,26 @@ json_string (GString     *out,
         case '\r': g_string_append (out, "\\r"); break;
         case '\t': g_string_append (out, "\\t"); break;
         default:
-          if (c < 0x20)
+          if (c >= 0x80)
+            g_string_append_printf (out, "\\udc%02x", c);
+          else if (c < 0x20)
             g_string_append_printf (out, "\\u%04x", c);
           else
             g_string_append_c (out, (gchar) c);
         }
+      p++;
     }
   g_string_append_c (out, '"');
+}
+
+static void
+json_string (GString     *out,
+             const gchar *text)
+{
+  if (text == NULL)
+    g_string_append (out, "null");
+  else
+    json_text (out, text, strlen (text));
 }
 
 static void
@@ -1225,14 +1246,8 @@ json_bytes (GString *out,
 {
   gsize size;
   const gchar *data = g_bytes_get_data (bytes, &size);
-  g_autofree gchar *text = NULL;
 
-  /* Replace NUL bytes, so the text is not cut short. */
-  text = g_malloc (size + 1);
-  for (gsize i = 0; i < size; i++)
-    text[i] = data[i] != '\0' ? data[i] : '?';
-  text[size] = '\0';
-  json_string (out, text);
+  json_text (out, data, size);
 }
 
 static void

@@ -527,18 +527,28 @@ milter_modification_equal (const MilterModification *modification,
            g_bytes_equal (modification->body, other->body)));
 }
 
-/* Appends @text with control characters escaped and invalid UTF-8
- * replaced, so the result is one printable line. */
+/* Appends @text as one printable line of UTF-8: control characters and
+ * bytes that are not UTF-8 become \xNN (a Latin-1 é shows as \xe9), a
+ * backslash \\, so the original bytes can be read back. */
 static void
 append_escaped (GString     *string,
                 const gchar *text)
 {
-  g_autofree gchar *valid = g_utf8_make_valid (text, -1);
+  const gchar *p = text;
 
-  for (const gchar *p = valid; *p != '\0'; p++)
+  while (*p != '\0')
     {
       guchar c = (guchar) *p;
+      gunichar ch = g_utf8_get_char_validated (p, -1);
 
+      if (c >= 0x80 && ch != (gunichar) -1 && ch != (gunichar) -2)
+        {
+          const gchar *next = g_utf8_next_char (p);
+
+          g_string_append_len (string, p, next - p);
+          p = next;
+          continue;
+        }
       switch (c)
         {
         case '\n': g_string_append (string, "\\n"); break;
@@ -546,11 +556,12 @@ append_escaped (GString     *string,
         case '\t': g_string_append (string, "\\t"); break;
         case '\\': g_string_append (string, "\\\\"); break;
         default:
-          if (c < 0x20 || c == 0x7f)
+          if (c < 0x20 || c >= 0x7f)
             g_string_append_printf (string, "\\x%02x", c);
           else
             g_string_append_c (string, (gchar) c);
         }
+      p++;
     }
 }
 
@@ -564,7 +575,8 @@ append_escaped (GString     *string,
  * `change-from: <a@example.com> RET=HDRS`, `add-recipient: <b@example.com>`,
  * `delete-recipient: <c@example.com>`, `replace-body: 1234 bytes` or
  * `quarantine: suspicious`. Control characters are escaped (a folded
- * value shows `\n`) and invalid UTF-8 is replaced.
+ * value shows `\n`), and so are bytes that are not UTF-8 (`\xe9`), so
+ * nothing of the value is lost.
  *
  * Returns: (transfer full): a readable description
  *

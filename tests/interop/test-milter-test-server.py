@@ -587,6 +587,15 @@ def raw_bytes_arguments():
                              (b"B", b"b\xe9"), (b"D", b"j\0v\xe9\0")]:
             check(any(l == letter and data in d for l, d in received), result,
                   "%r with %r among %r" % (letter, data, received))
+        # --json keeps them too: bytes that are not UTF-8 come back with
+        # Python's surrogateescape.
+        result = run(b"-f", b"<f\xe9@x>", b"-r", b"<r\xff@x>", b"-b", b"b\xe9\x01",
+                     b"--json", b"--output-message", spec=fake.spec)
+        message = json.loads(result.stdout)["message"]
+        raw = [text.encode("utf-8", "surrogateescape")
+               for text in (message["from"], message["recipients"][0]["address"], message["data"])]
+        check(raw[:2] == [b"<f\xe9@x>", b"<r\xff@x>"] and raw[2].endswith(b"\r\nb\xe9\x01"),
+              result, "JSON bytes %r" % raw)
     finally:
         fake.close()
 

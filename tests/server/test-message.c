@@ -455,7 +455,7 @@ test_modification (void)
     { milter_modification_new_replace_body (body),
       MILTER_MODIFICATION_TYPE_REPLACE_BODY, "replace-body: 3 bytes" },
     { milter_modification_new_quarantine ("bad\xff"),
-      MILTER_MODIFICATION_TYPE_QUARANTINE, "quarantine: bad\xef\xbf\xbd" },
+      MILTER_MODIFICATION_TYPE_QUARANTINE, "quarantine: bad\\xff" },
   };
   g_autoptr(MilterModification) body_copy = milter_modification_new_replace_body (same_body);
   g_autoptr(MilterModification) other_header = milter_modification_new_add_header ("X-A", "v");
