@@ -52,10 +52,11 @@
  * Every event signal returns a #MilterStatus. Handlers run in the order
  * they were connected; the first one that returns something other than
  * %MILTER_STATUS_DEFAULT or %MILTER_STATUS_NOT_CHANGE decides, and if none
- * does, %MILTER_STATUS_CONTINUE applies (%MILTER_STATUS_ALL_OPTIONS for
- * negotiation). A handler written in a language binding that returns
- * nothing or raises yields %MILTER_STATUS_DEFAULT, so it never causes a
- * verdict by accident.
+ * does, #MilterClientContext:fallback-status applies (continue unless set;
+ * %MILTER_STATUS_ALL_OPTIONS for negotiation). A Python handler that
+ * returns nothing or raises yields %MILTER_STATUS_DEFAULT, so it never
+ * causes a verdict by accident; in Ruby, a block that raises or returns
+ * nil ends the program (a ruby-gnome rule), so end each with a status.
  *
  * ## Replying later
  *
@@ -96,6 +97,14 @@
  * attacker could use to get past a check). In Python, bytes that are not
  * UTF-8 arrive as surrogate escapes; `value.encode ("utf-8",
  * "surrogateescape")` gives the original bytes.
+ *
+ * The class methods cannot be annotated that way: PyGObject 3.42 (Debian
+ * 12) cannot pass a file name to a Python method (`Unhandled type tag
+ * filename`). The methods of a Python subclass (`do_header` and the
+ * like) therefore get UTF-8 only, and on other bytes PyGObject skips the
+ * method: the step then gets #MilterClientContext:fallback-status. Set it to
+ * %MILTER_STATUS_TEMPORARY_FAILURE in such a filter, or connect handlers
+ * for the events whose strings matter.
  *
  * ## Modifying the message
  *
@@ -4648,6 +4657,11 @@ milter_client_context_get_macro_names (MilterClientContext *context)
  *
  * Gets the macros the MTA sent for @command only (the latest 'D' packet
  * for it), for example in a #MilterClientContext::define-macro handler.
+ *
+ * As with milter_client_context_get_macros(), a binding gets UTF-8
+ * strings: in Python a value that is not UTF-8 makes this call raise
+ * UnicodeDecodeError (and PyGObject then leaks the table). Read such
+ * values with milter_client_context_get_macro().
  *
  * Returns: (transfer full) (element-type utf8 utf8): the macros, by name
  *   as the MTA sent it

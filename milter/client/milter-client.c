@@ -2392,7 +2392,7 @@ milter_client_parse_command_line (MilterClient   *client,
 }
 
 /**
- * milter_client_get_option_group:
+ * milter_client_get_option_group: (skip)
  * @client: a #MilterClient
  *
  * Creates the command-line options of a milter program, applied to
@@ -2403,6 +2403,8 @@ milter_client_parse_command_line (MilterClient   *client,
  * `--n-workers`, `--user`, `--group`, `--daemon` and `--pid-file` take
  * effect in milter_client_run(); a program that calls
  * milter_client_listen() and runs its own main loop does that itself.
+ * Bindings, which have no use for a #GOptionGroup, call
+ * milter_client_parse_command_line() instead.
  *
  * Returns: (transfer full): a #GOptionGroup to add to a #GOptionContext
  *

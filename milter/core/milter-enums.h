@@ -29,9 +29,9 @@ G_BEGIN_DECLS
 
 /**
  * MilterStatus:
- * @MILTER_STATUS_DEFAULT: no opinion; the next handler or the protocol
- *   default decides. A handler that returns nothing (or raises, in a
- *   language binding) yields this value, so it never causes a verdict.
+ * @MILTER_STATUS_DEFAULT: no opinion; the next handler or the context's
+ *   fallback status decides. A Python handler that returns nothing or
+ *   raises yields this value, so it never causes a verdict.
  * @MILTER_STATUS_NOT_CHANGE: no opinion either; kept for compatibility
  *   with milter manager.
  * @MILTER_STATUS_CONTINUE: continue processing (at end-of-message: accept)
@@ -108,11 +108,13 @@ typedef enum /*< flags >*/ {
 /**
  * MILTER_ACTION_ALL:
  *
- * Every action protocol version 6 defines (SMFI_CURR_ACTS, 0x1FF).
+ * Every action protocol version 6 defines (SMFI_CURR_ACTS, 0x1FF). Like
+ * the masks of #MilterStepFlags, it is a plain integer, so that language
+ * bindings can read it.
  *
  * Since: 1.0
  */
-#define MILTER_ACTION_ALL ((MilterActionFlags) 0x1FF)
+#define MILTER_ACTION_ALL 0x1FF
 
 /**
  * MilterStepFlags:
@@ -182,7 +184,7 @@ typedef enum /*< flags >*/ {
  *
  * Since: 1.0
  */
-#define MILTER_STEP_NO_EVENT_MASK ((MilterStepFlags) 0x0000037F)
+#define MILTER_STEP_NO_EVENT_MASK 0x0000037F
 
 /**
  * MILTER_STEP_NO_REPLY_MASK:
@@ -191,7 +193,7 @@ typedef enum /*< flags >*/ {
  *
  * Since: 1.0
  */
-#define MILTER_STEP_NO_REPLY_MASK ((MilterStepFlags) (0x000FF000 | MILTER_STEP_NO_REPLY_HEADER))
+#define MILTER_STEP_NO_REPLY_MASK 0x000FF080
 
 /**
  * MILTER_STEP_MAX_DATA_SIZE_MASK:
@@ -200,8 +202,7 @@ typedef enum /*< flags >*/ {
  *
  * Since: 1.0
  */
-#define MILTER_STEP_MAX_DATA_SIZE_MASK \
-  ((MilterStepFlags) (MILTER_STEP_MAX_DATA_SIZE_256K | MILTER_STEP_MAX_DATA_SIZE_1M))
+#define MILTER_STEP_MAX_DATA_SIZE_MASK 0x30000000
 
 /**
  * MILTER_STEP_ALL:
@@ -211,7 +212,7 @@ typedef enum /*< flags >*/ {
  *
  * Since: 1.0
  */
-#define MILTER_STEP_ALL ((MilterStepFlags) 0x1FFFFF)
+#define MILTER_STEP_ALL 0x1FFFFF
 
 /**
  * MilterCommand:

@@ -447,7 +447,7 @@ milter_headers_clear (MilterHeaders *headers)
  * in CRLF, with a space after the colon and folded lines ("\n" in a value)
  * written as CRLF. No blank line is added.
  *
- * Returns: (transfer full): the header block
+ * Returns: (transfer full) (type filename): the header block
  *
  * Since: 1.0
  */

@@ -361,7 +361,7 @@ milter_message_result_set_from (MilterMessageResult *result,
  *
  * Gets the accepted recipients.
  *
- * Returns: (transfer none) (array zero-terminated=1): the accepted recipients
+ * Returns: (transfer none) (array zero-terminated=1) (element-type filename): the accepted recipients
  *
  * Since: 1.0
  */
@@ -399,7 +399,7 @@ milter_message_result_add_recipient (MilterMessageResult *result,
  *
  * Gets the rejected recipients.
  *
- * Returns: (transfer none) (array zero-terminated=1): the rejected recipients
+ * Returns: (transfer none) (array zero-terminated=1) (element-type filename): the rejected recipients
  *
  * Since: 1.0
  */

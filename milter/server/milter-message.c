@@ -618,7 +618,7 @@ milter_message_get_from (MilterMessage *message)
  *
  * Gets the ESMTP parameters of the envelope sender.
  *
- * Returns: (transfer none) (array zero-terminated=1): the parameters,
+ * Returns: (transfer none) (array zero-terminated=1) (element-type filename): the parameters,
  *   possibly none
  *
  * Since: 1.0
@@ -635,8 +635,8 @@ milter_message_get_from_parameters (MilterMessage *message)
 /**
  * milter_message_set_from:
  * @message: a #MilterMessage
- * @from: (nullable): the envelope sender, e.g. `<user@example.com>`
- * @parameters: (nullable) (array zero-terminated=1): ESMTP parameters,
+ * @from: (nullable) (type filename): the envelope sender, e.g. `<user@example.com>`
+ * @parameters: (nullable) (array zero-terminated=1) (element-type filename): ESMTP parameters,
  *   one per string
  *
  * Sets the envelope sender and its parameters.
@@ -664,7 +664,7 @@ milter_message_set_from (MilterMessage       *message,
  *
  * Gets the envelope recipients.
  *
- * Returns: (transfer none) (array zero-terminated=1): the recipients, in
+ * Returns: (transfer none) (array zero-terminated=1) (element-type filename): the recipients, in
  *   order; valid until the recipients change
  *
  * Since: 1.0
@@ -702,7 +702,7 @@ milter_message_get_n_recipients (MilterMessage *message)
  *
  * Gets the ESMTP parameters of the recipient at @index.
  *
- * Returns: (transfer none) (array zero-terminated=1) (nullable): the
+ * Returns: (transfer none) (array zero-terminated=1) (element-type filename) (nullable): the
  *   parameters, possibly none, or %NULL if @index is out of range
  *
  * Since: 1.0
@@ -724,8 +724,8 @@ milter_message_get_recipient_parameters (MilterMessage *message,
 /**
  * milter_message_add_recipient:
  * @message: a #MilterMessage
- * @recipient: the recipient, e.g. `<user@example.com>`
- * @parameters: (nullable) (array zero-terminated=1): ESMTP parameters,
+ * @recipient: (type filename): the recipient, e.g. `<user@example.com>`
+ * @parameters: (nullable) (array zero-terminated=1) (element-type filename): ESMTP parameters,
  *   one per string
  *
  * Appends an envelope recipient.
@@ -749,7 +749,7 @@ milter_message_add_recipient (MilterMessage       *message,
 /**
  * milter_message_remove_recipient:
  * @message: a #MilterMessage
- * @recipient: the recipient, exactly as it was added
+ * @recipient: (type filename): the recipient, exactly as it was added
  *
  * Removes every envelope recipient equal to @recipient.
  *

@@ -78,8 +78,8 @@ modification_new (MilterModificationType type)
 
 /**
  * milter_modification_new_add_header:
- * @name: the header name
- * @value: the header value
+ * @name: (type filename): the header name
+ * @value: (type filename): the header value
  *
  * Creates a request to append a header.
  *
@@ -105,8 +105,8 @@ milter_modification_new_add_header (const gchar *name,
 /**
  * milter_modification_new_insert_header:
  * @index: the position, from 0 at the top; past the end appends
- * @name: the header name
- * @value: the header value
+ * @name: (type filename): the header name
+ * @value: (type filename): the header value
  *
  * Creates a request to insert a header before the one at @index.
  *
@@ -133,9 +133,9 @@ milter_modification_new_insert_header (guint        index,
 
 /**
  * milter_modification_new_change_header:
- * @name: the header name
+ * @name: (type filename): the header name
  * @index: which header of that name, from 1 (0 counts as 1)
- * @value: the new value; an empty value deletes the header
+ * @value: (type filename): the new value; an empty value deletes the header
  *
  * Creates a request to change the @index-th header called @name. An
  * empty @value makes a %MILTER_MODIFICATION_TYPE_DELETE_HEADER request,
@@ -166,7 +166,7 @@ milter_modification_new_change_header (const gchar *name,
 
 /**
  * milter_modification_new_delete_header:
- * @name: the header name
+ * @name: (type filename): the header name
  * @index: which header of that name, from 1 (0 counts as 1)
  *
  * Creates a request to delete the @index-th header called @name.
@@ -192,8 +192,8 @@ milter_modification_new_delete_header (const gchar *name,
 
 /**
  * milter_modification_new_change_from:
- * @address: the new envelope sender, e.g. `<user@example.com>`
- * @parameters: (nullable): ESMTP parameters, space-separated
+ * @address: (type filename): the new envelope sender, e.g. `<user@example.com>`
+ * @parameters: (nullable) (type filename): ESMTP parameters, space-separated
  *
  * Creates a request to change the envelope sender.
  *
@@ -217,8 +217,8 @@ milter_modification_new_change_from (const gchar *address,
 
 /**
  * milter_modification_new_add_recipient:
- * @address: the recipient, e.g. `<user@example.com>`
- * @parameters: (nullable): ESMTP parameters, space-separated
+ * @address: (type filename): the recipient, e.g. `<user@example.com>`
+ * @parameters: (nullable) (type filename): ESMTP parameters, space-separated
  *
  * Creates a request to add a recipient.
  *
@@ -242,7 +242,7 @@ milter_modification_new_add_recipient (const gchar *address,
 
 /**
  * milter_modification_new_delete_recipient:
- * @address: the recipient in the form the MTA sent it, e.g.
+ * @address: (type filename): the recipient in the form the MTA sent it, e.g.
  *   `<user@example.com>`
  *
  * Creates a request to delete a recipient.
@@ -287,7 +287,7 @@ milter_modification_new_replace_body (GBytes *body)
 
 /**
  * milter_modification_new_quarantine:
- * @reason: why the message is quarantined
+ * @reason: (type filename): why the message is quarantined
  *
  * Creates a request to quarantine the message.
  *

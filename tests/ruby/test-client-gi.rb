@@ -79,6 +79,13 @@ class TestClientGI < Test::Unit::TestCase
                  events)
   end
 
+  # Typed as flags, they once read as garbage here.
+  def test_mask_constants
+    assert_equal([0x1FF, 0x1FFFFF, 0x37F, 0xFF080, 0x30000000],
+                 [Milter::ACTION_ALL, Milter::STEP_ALL, Milter::STEP_NO_EVENT_MASK,
+                  Milter::STEP_NO_REPLY_MASK, Milter::STEP_MAX_DATA_SIZE_MASK])
+  end
+
   def test_reject_with_reply_code
     @handlers = {
       "envelope-recipient" => lambda do |context, recipient|
