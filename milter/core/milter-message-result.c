@@ -184,6 +184,8 @@ milter_message_result_class_init (MilterMessageResultClass *klass)
    * MilterMessageResult:from:
    *
    * The envelope sender as MAIL FROM gave it (with angle brackets).
+   * Bindings read string properties as UTF-8: in Python, one that is not
+   * raises; milter_message_result_get_from() never fails.
    *
    * Since: 1.0
    */
@@ -193,7 +195,9 @@ milter_message_result_class_init (MilterMessageResultClass *klass)
   /**
    * MilterMessageResult:recipients:
    *
-   * The envelope recipients the milter did not reject.
+   * The envelope recipients the milter did not reject. From a binding,
+   * read them with milter_message_result_get_recipients(), which keeps
+   * bytes that are not UTF-8 (the property cannot).
    *
    * Since: 1.0
    */
@@ -204,6 +208,8 @@ milter_message_result_class_init (MilterMessageResultClass *klass)
    * MilterMessageResult:rejected-recipients:
    *
    * The envelope recipients the milter rejected or temporarily failed.
+   * From a binding, read them with
+   * milter_message_result_get_rejected_recipients().
    *
    * Since: 1.0
    */

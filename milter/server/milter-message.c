@@ -192,6 +192,8 @@ milter_message_class_init (MilterMessageClass *klass)
    * MilterMessage:from:
    *
    * The envelope sender, e.g. `<user@example.com>`, or %NULL if unset.
+   * From a binding, milter_message_get_from() keeps bytes that are not
+   * UTF-8; the property cannot.
    *
    * Since: 1.0
    */
