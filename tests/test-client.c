@@ -340,6 +340,38 @@ test_unix_socket (void)
   remove_tmp_dir (dir);
 }
 
+/* At exit the client removes its own socket file only: another instance
+ * started at the same moment may have put its socket at the path (an old
+ * version replaced ours that way), and that one must stay. */
+static void
+test_unix_socket_of_another_instance_stays (void)
+{
+  g_autofree gchar *dir = make_tmp_dir ();
+  g_autofree gchar *path = g_build_filename (dir, "milter.sock", NULL);
+  g_autofree gchar *other_path = g_build_filename (dir, "other.sock", NULL);
+  g_autofree gchar *spec = g_strconcat ("unix:", path, NULL);
+  g_autoptr(MilterClient) client = new_client (spec);
+  g_autoptr(GSocketAddress) other_address = g_unix_socket_address_new (other_path);
+  g_autoptr(GSocket) other = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM,
+                                           G_SOCKET_PROTOCOL_DEFAULT, NULL);
+  g_autoptr(GError) error = NULL;
+  struct stat before, after;
+
+  g_assert_true (milter_client_listen (client, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_socket_bind (other, other_address, FALSE, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (rename (other_path, path), ==, 0);
+  g_assert_cmpint (lstat (path, &before), ==, 0);
+
+  milter_client_shutdown (client);
+  g_clear_object (&client);
+  g_assert_cmpint (lstat (path, &after), ==, 0);
+  g_assert_cmpuint (after.st_ino, ==, before.st_ino);
+  unlink (path);
+  remove_tmp_dir (dir);
+}
+
 /* A peer that sees the socket file can connect at once, and the file
  * never has wider permissions than asked: a thread spins on the path
  * while the client starts listening, and connects the moment it sees it. */
@@ -2408,6 +2440,8 @@ main (int    argc,
   g_test_add_func ("/client/listen/unix-socket", test_unix_socket);
   g_test_add_func ("/client/listen/unix-socket-ready-when-visible", test_unix_socket_ready_when_visible);
   g_test_add_func ("/client/listen/unix-socket-in-the-way", test_unix_socket_in_the_way);
+  g_test_add_func ("/client/listen/unix-socket-of-another-instance-stays",
+                   test_unix_socket_of_another_instance_stays);
   g_test_add_func ("/client/listen/inet", test_inet);
   g_test_add_func ("/client/listen/inet6", test_inet6);
   g_test_add_func ("/client/listen/default-spec", test_default_spec);

@@ -102,6 +102,8 @@ typedef struct
   GSocketAddress *address;  /* effective */
   gboolean is_inet;         /* TCP: no Nagle delay for its connections */
   gchar *unix_path;         /* a socket file we created, to remove */
+  dev_t unix_device;        /* which file it is: another instance's */
+  ino_t unix_inode;         /* socket at the same path stays */
   gpointer tag;             /* in the client's source, while accepting */
 } Listener;
 
@@ -334,8 +336,9 @@ listener_free (gpointer data)
     {
       struct stat st;
 
-      /* Never remove anything but a socket. */
-      if (lstat (listener->unix_path, &st) == 0 && S_ISSOCK (st.st_mode))
+      /* Never remove anything but our own socket. */
+      if (lstat (listener->unix_path, &st) == 0 && S_ISSOCK (st.st_mode) &&
+          st.st_dev == listener->unix_device && st.st_ino == listener->unix_inode)
         unlink (listener->unix_path);
     }
   g_clear_object (&listener->socket);
@@ -665,14 +668,23 @@ listen_unix (MilterClient    *self,
       set_listen_error (error, address, local_error);
       goto failed;
     }
-  if (temporary != NULL && rename (temporary, path) < 0)
+  /* link(), not rename(): an instance started at the same moment may
+   * have put its socket there since the check, and must keep it. */
+  if (temporary != NULL && link (temporary, path) < 0)
     {
       int saved_errno = errno;
 
-      g_set_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_LISTEN,
-                   "Cannot move the socket into place at “%s”: %s", path, g_strerror (saved_errno));
+      if (saved_errno == EEXIST)
+        g_set_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_ADDRESS_IN_USE,
+                     "Another process listens on “%s”", path);
+      else
+        g_set_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_LISTEN,
+                     "Cannot move the socket into place at “%s”: %s", path,
+                     g_strerror (saved_errno));
       goto failed;
     }
+  if (temporary != NULL)
+    unlink (temporary);
   return TRUE;
 
 failed:
@@ -712,11 +724,17 @@ bind_address (MilterClient    *self,
   if (family == G_SOCKET_FAMILY_UNIX)
     {
       const gchar *path = g_unix_socket_address_get_path (G_UNIX_SOCKET_ADDRESS (address));
+      struct stat st;
 
       /* The kernel knows the temporary name: report the real one. */
       g_set_object (&listener->address, address);
       /* Absolute: a daemon removes it at exit from /. */
       listener->unix_path = g_canonicalize_filename (path, NULL);
+      if (lstat (path, &st) == 0)
+        {
+          listener->unix_device = st.st_dev;
+          listener->unix_inode = st.st_ino;
+        }
     }
   return listener;
 }
