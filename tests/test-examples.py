@@ -138,6 +138,26 @@ class TestClientTool(unittest.TestCase):
 
 
 class TestExamples(unittest.TestCase):
+    def test_out_of_descriptors_at_start(self):
+        # So few descriptors that the pipe for signals cannot be made (or,
+        # one more, the socket): a clear error and status 1, not a crash.
+        import resource
+        program = os.path.join(EXAMPLES, "add-header")
+        linked = subprocess.run(["ldd", program], capture_output=True, text=True).stdout
+        if "libasan" in linked:
+            self.skipTest("AddressSanitizer needs descriptors of its own")
+        directory = tempfile.mkdtemp(prefix="milter-examples-")
+        try:
+            for limit in (5, 6):
+                run = subprocess.run([program, "-s", "unix:" + os.path.join(directory, "s")],
+                                     capture_output=True, text=True, timeout=10,
+                                     preexec_fn=lambda: resource.setrlimit(
+                                         resource.RLIMIT_NOFILE, (limit, limit)))
+                self.assertEqual(run.returncode, 1, run.stderr)
+                self.assertIn("Too many open files", run.stderr)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
     def test_add_header(self):
         with Filter(os.path.join(EXAMPLES, "add-header")) as f:
             result = drive(f.spec, expect_exit=0)

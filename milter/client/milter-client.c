@@ -1984,12 +1984,23 @@ static const int handled_signals[] = { SIGTERM, SIGINT, SIGHUP };
 /* From the start of milter_client_run(): a signal during the setup waits
  * in the pipe for the main loop, instead of killing the process with its
  * socket and PID files left behind and its workers orphaned. */
-static void
-watch_signals (MilterClient *self)
+static gboolean
+watch_signals (MilterClient  *self,
+               GError       **error)
 {
-  self->signal_pipe = milter_signal_pipe_new (handled_signals, G_N_ELEMENTS (handled_signals));
+  g_autoptr(GError) local_error = NULL;
+
+  self->signal_pipe = milter_signal_pipe_new (handled_signals, G_N_ELEMENTS (handled_signals),
+                                              &local_error);
+  if (self->signal_pipe == NULL)
+    {
+      g_set_error (error, MILTER_CLIENT_ERROR, MILTER_CLIENT_ERROR_LISTEN,
+                   "Cannot create a pipe for signals: %s", local_error->message);
+      return FALSE;
+    }
   self->signal_tag = g_source_add_unix_fd (ensure_source (self),
                                            milter_signal_pipe_get_fd (self->signal_pipe), G_IO_IN);
+  return TRUE;
 }
 
 static void
@@ -2202,7 +2213,8 @@ milter_client_run (MilterClient  *client,
 
   g_return_val_if_fail (MILTER_IS_CLIENT (client), FALSE);
 
-  watch_signals (client);
+  if (!watch_signals (client, error))
+    return FALSE;
   ok = set_up_and_serve (client, error);
   unwatch_signals (client);
   return ok;

@@ -39,7 +39,7 @@ G_DECLARE_FINAL_TYPE (MilterClient, milter_client, MILTER, CLIENT, GObject)
  * @MILTER_CLIENT_ERROR_ADDRESS_IN_USE: another process listens on the
  *   address
  * @MILTER_CLIENT_ERROR_LISTEN: creating, binding or setting up a listening
- *   socket failed
+ *   socket, or what serving needs (the pipe for signals), failed
  * @MILTER_CLIENT_ERROR_STATE: the call does not fit the client's state
  *   (for example listening twice)
  * @MILTER_CLIENT_ERROR_SOCKET_ACTIVATION: the sockets passed by systemd

@@ -18,7 +18,8 @@ typedef void (*MilterSignalFunc) (int      signum,
 typedef struct _MilterSignalPipe MilterSignalPipe;
 
 MilterSignalPipe *milter_signal_pipe_new      (const int        *signals,
-                                               guint             n_signals);
+                                               guint             n_signals,
+                                               GError          **error);
 int               milter_signal_pipe_get_fd   (MilterSignalPipe *pipe);
 void              milter_signal_pipe_dispatch (MilterSignalPipe *pipe,
                                                MilterSignalFunc  func,

@@ -36,18 +36,25 @@ on_signal (int signum)
 }
 
 MilterSignalPipe *
-milter_signal_pipe_new (const int *signals,
-                        guint      n_signals)
+milter_signal_pipe_new (const int  *signals,
+                        guint       n_signals,
+                        GError    **error)
 {
   MilterSignalPipe *self;
   int fds[2];
 
   g_return_val_if_fail (n_signals <= MAX_SIGNALS, NULL);
 
-  if (!g_unix_open_pipe (fds, FD_CLOEXEC, NULL) ||
-      !g_unix_set_fd_nonblocking (fds[0], TRUE, NULL) ||
-      !g_unix_set_fd_nonblocking (fds[1], TRUE, NULL))
-    g_error ("Cannot create a pipe for signals: %s", g_strerror (errno));
+  /* Out of descriptors already, say: the program's error, not a crash. */
+  if (!g_unix_open_pipe (fds, FD_CLOEXEC, error))
+    return NULL;
+  if (!g_unix_set_fd_nonblocking (fds[0], TRUE, error) ||
+      !g_unix_set_fd_nonblocking (fds[1], TRUE, error))
+    {
+      close (fds[0]);
+      close (fds[1]);
+      return NULL;
+    }
 
   self = g_new0 (MilterSignalPipe, 1);
   self->pipe[0] = fds[0];
