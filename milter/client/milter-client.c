@@ -166,6 +166,7 @@ struct _MilterClient
   gchar *group;
   gboolean daemon;
   gchar *pid_file;
+  gchar *start_directory;   /* the workers start there, also under a daemon */
   gboolean pid_file_written;
 
   /* Option parsing */
@@ -957,6 +958,7 @@ milter_client_finalize (GObject *object)
   g_free (self->user);
   g_free (self->group);
   g_free (self->pid_file);
+  g_free (self->start_directory);
   g_strfreev (self->option_specs);
   g_free (self->option_unix_socket_mode);
   g_free (self->option_log_level);
@@ -2106,7 +2108,8 @@ start_workers (MilterClient  *self,
   if (self->n_workers == 0)
     return TRUE;
   sockets = listening_sockets (self);
-  self->workers = milter_workers_new (self->n_workers, sockets, self->main_context);
+  self->workers = milter_workers_new (self->n_workers, sockets, self->start_directory,
+                                      self->main_context);
   update_accepting (self);
   return milter_workers_start (self->workers, error);
 }
@@ -2215,6 +2218,8 @@ milter_client_run (MilterClient  *client,
 
   if (!watch_signals (client, error))
     return FALSE;
+  g_free (client->start_directory);
+  client->start_directory = g_get_current_dir ();
   ok = set_up_and_serve (client, error);
   unwatch_signals (client);
   return ok;

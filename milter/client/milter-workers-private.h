@@ -20,6 +20,7 @@ typedef struct _MilterWorkers MilterWorkers;
 
 MilterWorkers *milter_workers_new (guint         n_workers,
                                    GPtrArray    *sockets,
+                                   const gchar  *directory,
                                    GMainContext *context);
 void milter_workers_free (MilterWorkers *workers);
 

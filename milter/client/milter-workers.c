@@ -41,6 +41,7 @@ struct _MilterWorkers
   GMainContext *context;
   GArray *fds;           /* of int: the listening sockets */
   gchar **argv;          /* the executable, then the arguments */
+  gchar *directory;      /* where the program was started */
   Worker *slots;
   guint n_slots;
   gboolean stopping;
@@ -54,9 +55,14 @@ static gboolean spawn (Worker  *worker,
 MilterWorkers *
 milter_workers_new (guint         n_workers,
                     GPtrArray    *sockets,
+                    const gchar  *directory,
                     GMainContext *context)
 {
   MilterWorkers *workers = g_new0 (MilterWorkers, 1);
+
+  /* A daemon works from /, where a script's relative path (python3
+   * filter.py) and the program's own relative paths would not resolve. */
+  workers->directory = g_strdup (directory);
 
   workers->context = context != NULL ? g_main_context_ref (context) : g_main_context_ref_thread_default ();
   workers->fds = g_array_new (FALSE, FALSE, sizeof (int));
@@ -103,6 +109,7 @@ milter_workers_free (MilterWorkers *workers)
   g_free (workers->slots);
   g_array_unref (workers->fds);
   g_strfreev (workers->argv);
+  g_free (workers->directory);
   g_main_context_unref (workers->context);
   g_free (workers);
 }
@@ -265,7 +272,7 @@ spawn (Worker  *worker,
   for (guint i = 0; i < workers->fds->len; i++)
     targets[i] = FIRST_FD + (gint) i;
 
-  if (!g_spawn_async_with_pipes_and_fds (NULL, (const gchar * const *) workers->argv,
+  if (!g_spawn_async_with_pipes_and_fds (workers->directory, (const gchar * const *) workers->argv,
                                          (const gchar * const *) envp,
                                          G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_FILE_AND_ARGV_ZERO,
                                          setup_worker, GINT_TO_POINTER (getpid ()), -1, -1, -1,

@@ -35,6 +35,35 @@ class TestExamples(unittest.TestCase):
         # Only end-of-message has a handler: everything else is left out.
         self.assertEqual(result["negotiated"]["step"] & 0x37f, 0x37f)
 
+    def test_daemon_with_workers_from_a_relative_script_path(self):
+        # A daemon works from /; its workers, which run the script again,
+        # start where the program was started, or "add-header.py" would not
+        # be found and no worker would ever serve.
+        import shutil
+        import signal
+        import time
+        directory = tempfile.mkdtemp(prefix="milter-gi-daemon-")
+        self.addCleanup(shutil.rmtree, directory, ignore_errors=True)
+        socket_path = os.path.join(directory, "s.sock")
+        pid_file = os.path.join(directory, "pid")
+        start = subprocess.run([sys.executable, "add-header.py", "-s", "unix:" + socket_path,
+                                "--daemon", "--n-workers", "1", "--pid-file", pid_file],
+                               cwd=EXAMPLES, capture_output=True, text=True, timeout=60)
+        self.assertEqual(start.returncode, 0, start.stderr)
+        with open(pid_file) as f:
+            pid = int(f.read())
+        try:
+            result = drive("unix:" + socket_path, "--read-timeout", "20")
+            self.assertEqual(result["exit"], 0, result)
+            self.assertEqual(header_modifications(result),
+                             [("X-Milter-Glib", "add-header example")])
+        finally:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while os.path.exists("/proc/%d" % pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        self.assertFalse(os.path.exists("/proc/%d" % pid), "the daemon did not stop")
+
     def test_reject_pattern(self):
         with example("reject-pattern", "--pattern", "(?i)lottery") as f:
             clean = drive(f.spec, "-h", "Subject:hello", "-b", "nothing to see")
