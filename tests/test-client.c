@@ -2416,6 +2416,24 @@ test_emfile_backoff (void)
   /* …and reported once through MilterClient::error. */
   g_assert_cmpuint (errors, ==, 1);
 
+  /* Descriptors freed one by one while the trouble lasts: each lets one
+   * waiting connection in, and the next accept() fails again. Still one
+   * warning: it is said once a minute at most. */
+  for (guint i = 0; i < 6; i++)
+    {
+      g_ptr_array_remove_index (idle, 0);
+      test_util_run_for (300);
+    }
+  g_clear_pointer (&log, g_free);
+  g_clear_pointer (&lines, g_strfreev);
+  g_assert_true (g_file_get_contents (log_path, &log, NULL, NULL));
+  lines = g_strsplit (log, "\n", -1);
+  warnings = 0;
+  for (guint i = 0; lines[i] != NULL; i++)
+    if (strstr (lines[i], "Cannot accept connections") != NULL)
+      warnings++;
+  g_assert_cmpuint (warnings, ==, 1);
+
   g_ptr_array_unref (idle);
   test_util_run_for (600);
   mta = connect_to_spec (server.spec);

@@ -85,6 +85,9 @@
 
 /* After EMFILE/ENFILE on accept, wait this long before accepting again. */
 #define ACCEPT_BACKOFF_MS 250
+/* While descriptors stay short, each freed one ends a back-off: say so
+ * once a minute at most, not four times a second. */
+#define BACKOFF_LOG_INTERVAL (60 * G_USEC_PER_SEC)
 /* Connections taken per wake-up, so one busy socket cannot starve others. */
 #define ACCEPT_BATCH 16
 #define DEFAULT_GRACE_PERIOD 30
@@ -134,7 +137,7 @@ struct _MilterClient
   gboolean listening;
   gboolean accept_paused;      /* at max-connections */
   gboolean accept_backoff;     /* after EMFILE */
-  gboolean logged_backoff;
+  gint64 backoff_logged_at;  /* monotonic µs; 0: never */
   guint backoff_id;
   gboolean shutting_down;
   guint grace_id;
@@ -393,12 +396,14 @@ back_off (MilterClient *self,
 {
   GSource *source;
 
-  if (!self->logged_backoff)
+  gint64 now = g_get_monotonic_time ();
+
+  if (self->backoff_logged_at == 0 || now - self->backoff_logged_at >= BACKOFF_LOG_INTERVAL)
     {
       g_warning ("Cannot accept connections: %s; retrying every %d ms", error->message,
                  ACCEPT_BACKOFF_MS);
       g_signal_emit (self, signals[SIGNAL_ERROR], 0, error);
-      self->logged_backoff = TRUE;
+      self->backoff_logged_at = now;
     }
   self->accept_backoff = TRUE;
   source = g_timeout_source_new (ACCEPT_BACKOFF_MS);
@@ -473,7 +478,6 @@ on_incoming (Listener *listener)
             }
           break;
         }
-      self->logged_backoff = FALSE;
       if (is_inet)
         set_tcp_nodelay (connection_fd);
       serve (self, NULL, connection_fd, NULL);
