@@ -65,7 +65,9 @@ on_connection_established (MilterClient        *client,
                            gpointer             user_data)
 {
   n_in_progress_max = MAX (n_in_progress_max, (gint) milter_client_get_n_processing_sessions (client));
-  if (g_getenv ("TEST_CLIENT_LOG_SESSIONS") != NULL)
+  if (g_strcmp0 (g_getenv ("TEST_CLIENT_LOG_SESSIONS"), "debug") == 0)
+    g_debug ("session in worker %u", milter_client_get_worker_id (client));
+  else if (g_getenv ("TEST_CLIENT_LOG_SESSIONS") != NULL)
     g_message ("session in worker %u", milter_client_get_worker_id (client));
   g_signal_connect (context, "helo", G_CALLBACK (on_helo), NULL);
   g_signal_connect (context, "end-of-message-bytes", G_CALLBACK (on_end_of_message), NULL);
@@ -2147,9 +2149,13 @@ test_daemon_workers_log_to_syslog (void)
   {
     const gchar *extra[] = { pid_arg, "--daemon", "--n-workers", "1", NULL };
 
-    g_setenv ("TEST_CLIENT_LOG_SESSIONS", "1", TRUE);
+    /* A debug message: without --log-level, G_MESSAGES_DEBUG lets it
+     * through to syslog as it would to standard error. */
+    g_setenv ("TEST_CLIENT_LOG_SESSIONS", "debug", TRUE);
+    g_setenv ("G_MESSAGES_DEBUG", "all", TRUE);
     server_start (&server, extra, 0);
     g_unsetenv ("TEST_CLIENT_LOG_SESSIONS");
+    g_unsetenv ("G_MESSAGES_DEBUG");
   }
   server.pid = wait_for_daemon (&server, pid_file);
   mta = connect_to_spec (server.spec);

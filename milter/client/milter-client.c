@@ -2232,7 +2232,18 @@ milter_client_run (MilterClient  *client,
 /* ---- options ---------------------------------------------------------- */
 
 static GLogLevelFlags log_threshold = G_LOG_LEVEL_MESSAGE;
+static gboolean log_level_given;
 static gboolean writer_installed;
+
+static const gchar *
+log_domain_of (const GLogField *fields,
+               gsize            n_fields)
+{
+  for (gsize i = 0; i < n_fields; i++)
+    if (g_str_equal (fields[i].key, "GLIB_DOMAIN"))
+      return fields[i].value;
+  return NULL;
+}
 
 static GLogWriterOutput
 filtered_writer (GLogLevelFlags   level,
@@ -2240,8 +2251,11 @@ filtered_writer (GLogLevelFlags   level,
                  gsize            n_fields,
                  gpointer         user_data)
 {
-  /* Lower flag values are more severe. */
-  if ((level & G_LOG_LEVEL_MASK) > log_threshold)
+  /* Lower flag values are more severe. Without --log-level, GLib's rules
+   * (G_MESSAGES_DEBUG) hold, in syslog as on standard error. */
+  if (log_level_given ? (level & G_LOG_LEVEL_MASK) > log_threshold
+                      : g_log_writer_default_would_drop (level & G_LOG_LEVEL_MASK,
+                                                         log_domain_of (fields, n_fields)))
     return G_LOG_WRITER_HANDLED;
   /* Standard error, or syslog once a daemon. */
   return milter_daemon_write_log (level, fields, n_fields, user_data);
@@ -2279,6 +2293,7 @@ apply_log_level (const gchar  *name,
     if (g_ascii_strcasecmp (name, levels[i].name) == 0)
       {
         log_threshold = levels[i].level;
+        log_level_given = TRUE;
         /* g_log_writer_default hides info and debug unless told. */
         if (log_threshold >= G_LOG_LEVEL_INFO)
           g_log_set_debug_enabled (TRUE);
