@@ -1998,6 +1998,42 @@ test_socket_activation_connection (void)
   g_assert_cmpint (WEXITSTATUS (status), ==, 0);
 }
 
+/* What a filter that had to refuse to start wrote to @log: it exited
+ * with status 1. */
+static gchar *
+refusal_output (Server      *server,
+                const gchar *log)
+{
+  gint status = server_wait (server);
+  gchar *output = NULL;
+
+  /* The output first: it tells why when the status is wrong. */
+  g_assert_true (g_file_get_contents (log, &output, NULL, NULL));
+  g_test_message ("%s", output);
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 1);
+  return output;
+}
+
+/* Starts the test filter with @extra, which must make it refuse to start;
+ * returns what it said on standard error. */
+static gchar *
+expect_start_refused (const gchar * const *extra)
+{
+  Server server = { 0 };
+  g_autofree gchar *log_dir = make_tmp_dir ();
+  g_autofree gchar *log = g_build_filename (log_dir, "stderr", NULL);
+  gchar *output;
+
+  g_setenv ("TEST_CLIENT_STDERR", log, TRUE);
+  server_start (&server, extra, 0);
+  g_unsetenv ("TEST_CLIENT_STDERR");
+  output = refusal_output (&server, log);
+  server_free (&server);
+  remove_tmp_dir (log_dir);
+  return output;
+}
+
 /* A socket systemd passes that the filter cannot use, or a connection
  * given to workers: the filter says why and exits with 1. */
 static void
@@ -2010,19 +2046,14 @@ check_activation_refused (int          socket_type,
   g_autofree gchar *log = g_build_filename (log_dir, "stderr", NULL);
   g_autofree gchar *output = NULL;
   int pair[2];
-  gint status;
 
   g_assert_cmpint (socketpair (AF_UNIX, socket_type | SOCK_CLOEXEC, 0, pair), ==, 0);
   g_setenv ("TEST_CLIENT_STDERR", log, TRUE);
   spawn_activated (&server, pair[1], extra_option);
   g_unsetenv ("TEST_CLIENT_STDERR");
-  status = server_wait (&server);
+  output = refusal_output (&server, log);
   close (pair[0]);
   close (pair[1]);
-  g_assert_true (WIFEXITED (status));
-  g_assert_cmpint (WEXITSTATUS (status), ==, 1);
-  g_assert_true (g_file_get_contents (log, &output, NULL, NULL));
-  g_test_message ("%s", output);
   g_assert_nonnull (strstr (output, expected));
   remove_tmp_dir (log_dir);
 }
@@ -2189,32 +2220,18 @@ test_daemon_workers_log_to_syslog (void)
 static void
 test_daemon_reports_worker_failure (void)
 {
-  Server server = { 0 };
   const gchar *extra[] = { "--daemon", "--user", "nobody", "--n-workers", "1", NULL };
-  g_autofree gchar *log_dir = make_tmp_dir ();
-  g_autofree gchar *log = g_build_filename (log_dir, "stderr", NULL);
   g_autofree gchar *output = NULL;
-  gint status;
 
   if (geteuid () != 0 || getpwnam ("nobody") == NULL)
     {
       g_test_skip ("limiting another user's processes needs root and a “nobody” user");
-      remove_tmp_dir (log_dir);
       return;
     }
-  g_setenv ("TEST_CLIENT_STDERR", log, TRUE);
   g_setenv ("TEST_CLIENT_NPROC", "1", TRUE);
-  server_start (&server, extra, 0);
+  output = expect_start_refused (extra);
   g_unsetenv ("TEST_CLIENT_NPROC");
-  g_unsetenv ("TEST_CLIENT_STDERR");
-  status = server_wait (&server);
-  g_assert_true (g_file_get_contents (log, &output, NULL, NULL));
-  g_test_message ("%s", output);
-  g_assert_true (WIFEXITED (status));
-  g_assert_cmpint (WEXITSTATUS (status), ==, 1);
   g_assert_nonnull (strstr (output, "worker"));
-  server_free (&server);
-  remove_tmp_dir (log_dir);
 }
 
 /* A PID file naming a running process is another instance's: the filter
@@ -2231,18 +2248,13 @@ test_pid_file_of_running_process (void)
   g_autofree gchar *output = NULL;
   g_autofree gchar *contents = NULL;
   const gchar *extra[] = { pid_arg, NULL };
-  gint status;
 
   /* This test program stands for the running instance. */
   g_assert_true (g_file_set_contents (pid_file, ours, -1, NULL));
   g_setenv ("TEST_CLIENT_STDERR", log, TRUE);
   server_start (&server, extra, 0);
   g_unsetenv ("TEST_CLIENT_STDERR");
-  status = server_wait (&server);
-  g_assert_true (WIFEXITED (status));
-  g_assert_cmpint (WEXITSTATUS (status), ==, 1);
-  g_assert_true (g_file_get_contents (log, &output, NULL, NULL));
-  g_test_message ("%s", output);
+  output = refusal_output (&server, log);
   g_assert_nonnull (strstr (output, "which is running"));
   g_assert_true (g_file_get_contents (pid_file, &contents, NULL, NULL));
   g_assert_cmpstr (contents, ==, ours);
@@ -2321,26 +2333,12 @@ test_daemon_without_standard_fds (void)
 static void
 test_daemon_reports_failure (void)
 {
-  Server server = { 0 };
   const gchar *extra[] = { "--daemon", "--user", "no-such-user-here", NULL };
-  g_autofree gchar *log_dir = make_tmp_dir ();
-  g_autofree gchar *log = g_build_filename (log_dir, "stderr", NULL);
-  g_autofree gchar *output = NULL;
-  gint status;
+  g_autofree gchar *output = expect_start_refused (extra);
 
-  g_setenv ("TEST_CLIENT_STDERR", log, TRUE);
-  server_start (&server, extra, 0);
-  g_unsetenv ("TEST_CLIENT_STDERR");
-  status = server_wait (&server);
-  g_assert_true (WIFEXITED (status));
-  g_assert_cmpint (WEXITSTATUS (status), ==, 1);
-  g_assert_true (g_file_get_contents (log, &output, NULL, NULL));
-  g_test_message ("%s", output);
   /* The quotes depend on the locale. */
   g_assert_nonnull (strstr (output, "Unknown user"));
   g_assert_nonnull (strstr (output, "no-such-user-here"));
-  server_free (&server);
-  remove_tmp_dir (log_dir);
 }
 
 /* A failed drop of privileges is fatal: never run as root by mistake. */
