@@ -143,8 +143,10 @@ on_connection_established (MilterClient        *client,
       g_signal_connect (context, "end-of-message", G_CALLBACK (on_end_of_message), NULL);
       return;
     }
+  /* Tied to the context object, not to its private data: the private data
+   * goes at `finished` (after a reset, K, the session goes on). */
   state = g_new0 (State, 1);
-  milter_client_context_set_private_data (context, state, g_free);
+  g_object_set_data_full (G_OBJECT (context), "bench-state", state, g_free);
   g_signal_connect (context, "connect", G_CALLBACK (on_connect), state);
   g_signal_connect (context, "helo", G_CALLBACK (on_helo), state);
   g_signal_connect (context, "envelope-from", G_CALLBACK (on_envelope_from), state);
