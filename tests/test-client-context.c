@@ -1717,9 +1717,17 @@ test_connect_addresses (Fixture *f, gconstpointer data)
   mta_harness_simple (f->mta, 'K');
   mta_harness_connect (f->mta, "unknown", NULL);
   mta_harness_expect (f->mta, "c");
+  mta_harness_simple (f->mta, 'K');
+  /* Postfix for a client XCLIENT gave as [UNAVAILABLE]: family 4 with
+   * "unknown". The session goes on, without an address. */
+  mta_harness_send_hex (f->mta, "00000014 43 756e6b6e6f776e00 34 0000 756e6b6e6f776e00");
+  mta_harness_expect (f->mta, "c");
+  mta_harness_helo (f->mta, "h");
+  mta_harness_expect (f->mta, "c");
   g_assert_cmpstr (f->events->str, ==,
                    "connect:v4=inet:25@192.0.2.1 finished connect:mx=inet6:25@2001:db8::1 finished "
-                   "connect:local=unix:/run/s finished connect:unknown=none");
+                   "connect:local=unix:/run/s finished connect:unknown=none finished "
+                   "connect:unknown=none helo:h");
 }
 
 /* ---- macros -------------------------------------------------------------- */

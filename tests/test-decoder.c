@@ -228,6 +228,23 @@ test_commands_round_trip (void)
   expect (&e, "C host=localhost family=L port=0 text=/run/smtp.sock address=unix:/run/smtp.sock");
   milter_encoder_encode_connect (e.stream, "[192.0.2.9]", NULL);
   expect (&e, "C host=[192.0.2.9] family=U port=0");
+  /* Addresses that do not parse for their family: no address, as 'U'.
+   * Postfix sends "unknown" for a client XCLIENT gave as [UNAVAILABLE]. */
+  milter_encoder_encode_connect_raw (e.stream, "unknown", '4', 0, "unknown");
+  expect (&e, "C host=unknown family=4 port=0 text=unknown");
+  milter_encoder_encode_connect_raw (e.stream, "mx", '4', 25, "999.1.1.1");
+  expect (&e, "C host=mx family=4 port=25 text=999.1.1.1");
+  milter_encoder_encode_connect_raw (e.stream, "mx", '4', 25, "::1");
+  expect (&e, "C host=mx family=4 port=25 text=::1");
+  milter_encoder_encode_connect_raw (e.stream, "mx", '6', 25, "1.2.3.4");
+  expect (&e, "C host=mx family=6 port=25 text=1.2.3.4");
+  {
+    g_autofree gchar *long_path = g_strnfill (200, 'p');
+    g_autofree gchar *line = g_strdup_printf ("C host=localhost family=L port=0 text=%s", long_path);
+
+    milter_encoder_encode_connect_raw (e.stream, "localhost", 'L', 0, long_path);
+    expect (&e, line);
+  }
   milter_encoder_encode_string (e.stream, 'H', "client.example");
   expect (&e, "H client.example");
   milter_encoder_encode_envelope (e.stream, 'M', "<a@example.org>", mail_args);
@@ -443,9 +460,6 @@ test_malformed_commands (void)
     { "00000006 43 6d7800 34 00", MILTER_DECODER_ERROR_SHORT_PAYLOAD },
     { "00000008 43 6d7800 34 0019 31", MILTER_DECODER_ERROR_MISSING_TERMINATOR },
     { "00000007 43 6d7800 34 0019", MILTER_DECODER_ERROR_MISSING_VALUE },
-    { "00000011 43 6d7800 34 0019 3939392e312e312e3100", MILTER_DECODER_ERROR_INVALID_ADDRESS },
-    { "0000000b 43 6d7800 34 0019 3a3a3100", MILTER_DECODER_ERROR_INVALID_ADDRESS },
-    { "0000000f 43 6d7800 36 0019 312e322e332e3400", MILTER_DECODER_ERROR_INVALID_ADDRESS },
     { "00000010 43 6d7800 34 0019 312e322e332e3400 78", MILTER_DECODER_ERROR_EXTRA_DATA },
     { "00000006 43 6d7800 55 78", MILTER_DECODER_ERROR_EXTRA_DATA },
     /* helo, unknown */

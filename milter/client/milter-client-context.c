@@ -3107,7 +3107,9 @@ install_event_signals (void)
    * @host_name: (type filename): the SMTP client's host name, or
    *   `[address]` when it has none
    * @address: (nullable): the SMTP client's address: a #GInetSocketAddress,
-   *   a #GUnixSocketAddress, or %NULL when the MTA does not know it
+   *   a #GUnixSocketAddress, or %NULL when the MTA does not know it (also
+   *   when it sends one that does not parse, as Postfix sends `unknown`
+   *   for a client XCLIENT gave as `[UNAVAILABLE]`)
    *
    * An SMTP client connected to the MTA (xxfi_connect). %MILTER_STATUS_REJECT
    * and %MILTER_STATUS_TEMPORARY_FAILURE refuse the connection,

@@ -57,8 +57,6 @@ G_BEGIN_DECLS
  *   packet that must be empty
  * @MILTER_DECODER_ERROR_INVALID_FAMILY: a connect address family other than
  *   'U', 'L', '4' or '6'
- * @MILTER_DECODER_ERROR_INVALID_ADDRESS: a connect address that does not
- *   parse for its family
  * @MILTER_DECODER_ERROR_TOO_MANY_MACROS: more macros in one packet than the
  *   configured limit
  * @MILTER_DECODER_ERROR_INVALID_MACRO_STAGE: a macro list for an unknown
@@ -78,7 +76,6 @@ typedef enum {
   MILTER_DECODER_ERROR_MISSING_VALUE,
   MILTER_DECODER_ERROR_EXTRA_DATA,
   MILTER_DECODER_ERROR_INVALID_FAMILY,
-  MILTER_DECODER_ERROR_INVALID_ADDRESS,
   MILTER_DECODER_ERROR_TOO_MANY_MACROS,
   MILTER_DECODER_ERROR_INVALID_MACRO_STAGE,
   MILTER_DECODER_ERROR_INVALID_VERSION,
