@@ -238,7 +238,7 @@ static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  g_object_unref (f->context);
+  g_clear_object (&f->context);
   mta_harness_free (f->mta);
   g_string_free (f->events, TRUE);
   g_hash_table_unref (f->statuses);
@@ -1371,6 +1371,27 @@ test_eof_mid_message (Fixture *f, gconstpointer data)
   g_assert_cmpuint (f->n_errors, ==, 0);
   g_assert_cmpuint (f->private_frees, ==, 1);
   g_assert_cmpuint (f->results->len, ==, 1);
+}
+
+/* The last reference dropped mid-message ends the session as the end of
+ * its connection would: abort, the message's result, finished, the
+ * private data freed, the MTA's connection closed. */
+static void
+test_unref_mid_message (Fixture *f, gconstpointer data)
+{
+  hook_all (f);
+  set_action (f, "connect", set_counted_private);
+  negotiate (f);
+  connect_and_helo (f);
+  mta_harness_mail (f->mta, "<a@x>");
+  mta_harness_expect (f->mta, "c");
+  g_clear_object (&f->context);
+  g_assert_cmpuint (f->n_abort, ==, 1);
+  g_assert_cmpuint (f->n_finished, ==, 1);
+  g_assert_cmpuint (f->n_errors, ==, 0);
+  g_assert_cmpuint (f->private_frees, ==, 1);
+  g_assert_cmpuint (f->results->len, ==, 1);
+  mta_harness_expect_closed (f->mta);
 }
 
 static void
@@ -2725,6 +2746,7 @@ main (int    argc,
   ADD ("errors/unknown-command", test_error_unknown_command);
   ADD ("end/eof-mid-message", test_eof_mid_message);
   ADD ("end/eof-mid-packet", test_eof_mid_packet);
+  ADD ("end/unref-mid-message", test_unref_mid_message);
   ADD ("end/eof-before-connect", test_eof_before_connect);
   ADD ("end/quit", test_quit);
   ADD ("end/timeout", test_timeout);

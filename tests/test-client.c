@@ -1345,6 +1345,173 @@ test_shutdown_grace_expires (void)
   run_shutdown_case (TRUE);
 }
 
+static MilterStatus
+count_abort (MilterClientContext     *context,
+             MilterClientContextState state,
+             guint                   *n)
+{
+  (*n)++;
+  return MILTER_STATUS_DEFAULT;
+}
+
+static MilterStatus
+continue_envelope_from (MilterClientContext *context,
+                        const gchar         *from)
+{
+  return MILTER_STATUS_CONTINUE;
+}
+
+/* Handles envelope-from (so that MAIL is sent and answered) and counts
+ * the aborts. */
+static void
+watch_abort (MilterClient        *client,
+             MilterClientContext *context,
+             guint               *n)
+{
+  g_signal_connect (context, "envelope-from", G_CALLBACK (continue_envelope_from), NULL);
+  g_signal_connect (context, "abort", G_CALLBACK (count_abort), n);
+}
+
+/* A client unreffed with sessions open ends them: abort for the open
+ * message and finished, at once for the sessions only it held, from the
+ * next dispatch for one the program still holds. */
+static void
+test_unref_ends_sessions (void)
+{
+  g_autoptr(GPtrArray) contexts = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autofree gchar *spec = NULL;
+  MilterClient *client = new_client ("inet:0@127.0.0.1");
+  g_autoptr(GError) error = NULL;
+  guint finished = 0, aborted = 0;
+  MtaHarness *mtas[2];
+  MilterClientContext *kept;
+
+  g_signal_connect (client, "connection-established", G_CALLBACK (watch_finished), &finished);
+  g_signal_connect (client, "connection-established", G_CALLBACK (watch_abort), &aborted);
+  g_signal_connect (client, "connection-established", G_CALLBACK (collect_context), contexts);
+  g_assert_true (milter_client_listen (client, &error));
+  g_assert_no_error (error);
+  spec = first_listen_spec (client);
+  for (guint i = 0; i < G_N_ELEMENTS (mtas); i++)
+    {
+      mtas[i] = connect_negotiated (spec);
+      mta_harness_helo (mtas[i], "h");
+      mta_harness_expect (mtas[i], "c");
+      mta_harness_mail (mtas[i], "<a@example.org>");
+      mta_harness_expect (mtas[i], "c");
+    }
+  g_assert_cmpuint (contexts->len, ==, 2);
+  /* The program holds the second one; the first only the client does. */
+  kept = g_ptr_array_steal_index (contexts, 1);
+  g_ptr_array_set_size (contexts, 0);
+  g_object_unref (client);
+  g_assert_cmpuint (aborted, ==, 1);
+  g_assert_cmpuint (finished, ==, 1);
+  mta_harness_expect_closed (mtas[0]);
+  mta_harness_expect_closed (mtas[1]);
+  g_assert_cmpuint (aborted, ==, 2);
+  g_assert_cmpuint (finished, ==, 2);
+  g_assert_true (milter_client_context_is_finished (kept));
+  g_object_unref (kept);
+  g_assert_cmpuint (finished, ==, 2);
+  for (guint i = 0; i < G_N_ELEMENTS (mtas); i++)
+    mta_harness_free (mtas[i]);
+}
+
+/* Listening again after a shutdown is a restart: the sessions accepted
+ * since are not the ones the old grace period was for. */
+static void
+test_shutdown_then_listen_again (void)
+{
+  g_autoptr(GPtrArray) contexts = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autofree gchar *spec = NULL;
+  g_autofree gchar *new_spec = NULL;
+  g_autoptr(MilterClient) client = new_parking_client (10000, contexts, &spec);
+  g_autoptr(GError) error = NULL;
+  MtaHarness *old_mta;
+  MtaHarness *new_mta;
+
+  g_object_set (client, "shutdown-grace-period", 1, NULL);
+  old_mta = connect_negotiated (spec);
+  milter_client_shutdown (client);
+  g_assert_true (milter_client_listen (client, &error));
+  g_assert_no_error (error);
+  new_spec = first_listen_spec (client);
+  new_mta = connect_negotiated (new_spec);
+  /* The old session ends with its grace period; the new one goes on. */
+  mta_harness_expect_closed (old_mta);
+  test_util_run_for (300);
+  wait_for_sessions (client, 1);
+  mta_harness_helo (new_mta, "h");
+  mta_harness_expect (new_mta, "c");
+  mta_harness_simple (new_mta, 'Q');
+  mta_harness_expect_closed (new_mta);
+  wait_for_sessions (client, 0);
+  mta_harness_free (old_mta);
+  mta_harness_free (new_mta);
+}
+
+static MilterStatus
+note_owner_at_connect (MilterClientContext *context,
+                       const gchar         *host_name,
+                       GSocketAddress      *address,
+                       GMainContext        *own)
+{
+  g_object_set_data (G_OBJECT (context), "connect-in-own-context",
+                     GINT_TO_POINTER (g_main_context_is_owner (own) ? 1 : 2));
+  return MILTER_STATUS_CONTINUE;
+}
+
+static void
+watch_owner_at_connect (MilterClient        *client,
+                        MilterClientContext *context,
+                        GMainContext        *own)
+{
+  g_signal_connect (context, "connect", G_CALLBACK (note_owner_at_connect), own);
+}
+
+/* A client serves its sessions in its own main context, not in whatever
+ * context is thread-default when a connection comes. */
+static void
+test_sessions_run_in_the_client_context (void)
+{
+  g_autoptr(GMainContext) own = g_main_context_new ();
+  g_autoptr(GPtrArray) contexts = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(MilterClient) client = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *spec = NULL;
+  gint64 until = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  MtaHarness *mta;
+  gpointer seen = NULL;
+
+  g_main_context_push_thread_default (own);
+  client = new_client ("inet:0@127.0.0.1");
+  g_signal_connect (client, "connection-established", G_CALLBACK (collect_context), contexts);
+  g_signal_connect (client, "connection-established", G_CALLBACK (watch_owner_at_connect), own);
+  g_assert_true (milter_client_listen (client, &error));
+  g_assert_no_error (error);
+  spec = first_listen_spec (client);
+  g_main_context_pop_thread_default (own);
+
+  mta = connect_to_spec (spec);
+  mta_harness_negotiate (mta, 6, 0x1ff, 0x1fffff);
+  mta_harness_connect (mta, "h", NULL);
+  while (seen == NULL && g_get_monotonic_time () < until)
+    {
+      g_main_context_iteration (own, FALSE);
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (500);
+      if (contexts->len > 0)
+        seen = g_object_get_data (g_ptr_array_index (contexts, 0), "connect-in-own-context");
+    }
+  g_assert_cmpint (GPOINTER_TO_INT (seen), ==, 1);
+  mta_harness_close (mta);
+  mta_harness_free (mta);
+  while (milter_client_get_n_processing_sessions (client) > 0 && g_get_monotonic_time () < until)
+    g_main_context_iteration (own, FALSE), g_usleep (500);
+  g_assert_cmpuint (milter_client_get_n_processing_sessions (client), ==, 0);
+}
+
 /* ---- options ---------------------------------------------------------------- */
 
 static void
@@ -2483,6 +2650,9 @@ main (int    argc,
   g_test_add_func ("/client/shutdown/waits-for-session", test_shutdown_waits_for_session);
   g_test_add_func ("/client/shutdown/grace-expires", test_shutdown_grace_expires);
   g_test_add_func ("/client/shutdown/parked-sessions", test_shutdown_parked_sessions);
+  g_test_add_func ("/client/shutdown/then-listen-again", test_shutdown_then_listen_again);
+  g_test_add_func ("/client/shutdown/unref-ends-sessions", test_unref_ends_sessions);
+  g_test_add_func ("/client/sessions/run-in-the-client-context", test_sessions_run_in_the_client_context);
   g_test_add_func ("/client/options/group", test_option_group);
   g_test_add_func ("/client/options/errors", test_option_errors);
   g_test_add_func ("/client/options/parse-command-line", test_parse_command_line);

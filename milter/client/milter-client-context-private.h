@@ -14,6 +14,11 @@ GBytes *milter_client_context_take_output (MilterClientContext *context);
  * finished, close. Used by MilterClient when it shuts down. */
 void milter_client_context_shutdown (MilterClientContext *context);
 
+/* Before the context starts: the main context it runs in (a client's
+ * sessions run in the client's, whatever thread made them). */
+void milter_client_context_set_main_context (MilterClientContext *context,
+                                             GMainContext        *main_context);
+
 /* Like milter_client_context_start() for a connected socket descriptor
  * the context then owns; its #GIOStream is only made if
  * milter_client_context_get_stream() asks for it. MilterClient uses it for

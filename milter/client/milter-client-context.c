@@ -2619,6 +2619,13 @@ milter_client_context_dispose (GObject *object)
   MilterClientContext *self = MILTER_CLIENT_CONTEXT (object);
   MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
 
+  /* A session still open when the last reference goes ends here as at
+   * the end of its connection: abort (if a message was open), finished. */
+  if (has_transport (self) && !priv->finished)
+    {
+      priv->closing = TRUE;
+      complete_close (self);
+    }
   /* No teardown may be scheduled from here on. */
   priv->closing = TRUE;
   close_stream (self);
@@ -3544,9 +3551,11 @@ install_other_signals (void)
    * @context: the context
    *
    * The connection ended (xxfi_close): by quit, by the MTA closing it, by
-   * a timeout, an error or a shutdown. Emitted exactly once per connection,
-   * also if it ended before #MilterClientContext::connect. The private
-   * data is freed right after.
+   * a timeout, an error or a shutdown, or because the context's last
+   * reference went (a #MilterClient ends its sessions when it is
+   * finalized). Emitted exactly once per connection, also if it ended
+   * before #MilterClientContext::connect. The private data is freed right
+   * after.
    *
    * Since: 1.0
    */
@@ -3827,6 +3836,20 @@ milter_client_context_shutdown (MilterClientContext *context)
   g_return_if_fail (MILTER_IS_CLIENT_CONTEXT (context));
 
   end_connection (context, NULL);
+}
+
+void
+milter_client_context_set_main_context (MilterClientContext *context,
+                                        GMainContext        *main_context)
+{
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (context);
+
+  g_return_if_fail (priv->source == NULL || g_source_get_context (priv->source) == NULL);
+
+  if (priv->main_context == main_context)
+    return;
+  g_main_context_unref (priv->main_context);
+  priv->main_context = g_main_context_ref (main_context);
 }
 
 /**

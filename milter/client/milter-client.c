@@ -141,6 +141,7 @@ struct _MilterClient
   guint backoff_id;
   gboolean shutting_down;
   guint grace_id;
+  GPtrArray *draining;         /* the sessions grace_id ends; owned, or NULL */
   GMainLoop *loop;             /* while milter_client_run() runs */
   MilterWorkers *workers;
   guint worker_id;
@@ -836,27 +837,23 @@ open_listeners (MilterClient  *self,
 
 /* ---- sessions ----------------------------------------------------------- */
 
+/* Ends the sessions that were open at the shutdown; the ones accepted
+ * since (after listening again) are not concerned. */
 static gboolean
 on_grace_period_over (gpointer user_data)
 {
   MilterClient *self = user_data;
-  g_autoptr(GPtrArray) sessions = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GPtrArray) sessions = g_steal_pointer (&self->draining);
 
   self->grace_id = 0;
-  /* Ending a session removes it from self->sessions: iterate a copy. */
-  for (guint i = 0; i < self->sessions->len; i++)
-    g_ptr_array_add (sessions, g_object_ref (g_ptr_array_index (self->sessions, i)));
   for (guint i = 0; i < sessions->len; i++)
     milter_client_context_shutdown (g_ptr_array_index (sessions, i));
   return G_SOURCE_REMOVE;
 }
 
 static void
-quit_if_done (MilterClient *self)
+cancel_grace_period (MilterClient *self)
 {
-  if (!self->shutting_down || self->sessions->len > 0 ||
-      (self->workers != NULL && milter_workers_get_n_running (self->workers) > 0))
-    return;
   if (self->grace_id != 0)
     {
       GSource *source = g_main_context_find_source_by_id (self->main_context, self->grace_id);
@@ -865,6 +862,33 @@ quit_if_done (MilterClient *self)
         g_source_destroy (source);
       self->grace_id = 0;
     }
+  g_clear_pointer (&self->draining, g_ptr_array_unref);
+}
+
+static void
+start_grace_period (MilterClient *self)
+{
+  GSource *source;
+
+  cancel_grace_period (self);
+  if (self->sessions->len == 0)
+    return;
+  self->draining = g_ptr_array_new_full (self->sessions->len, g_object_unref);
+  for (guint i = 0; i < self->sessions->len; i++)
+    g_ptr_array_add (self->draining, g_object_ref (g_ptr_array_index (self->sessions, i)));
+  source = g_timeout_source_new (self->shutdown_grace_period * 1000);
+  g_source_set_callback (source, on_grace_period_over, self, NULL);
+  self->grace_id = g_source_attach (source, self->main_context);
+  g_source_unref (source);
+}
+
+static void
+quit_if_done (MilterClient *self)
+{
+  if (!self->shutting_down || self->sessions->len > 0 ||
+      (self->workers != NULL && milter_workers_get_n_running (self->workers) > 0))
+    return;
+  cancel_grace_period (self);
   if (self->loop != NULL)
     g_main_loop_quit (self->loop);
 }
@@ -919,20 +943,16 @@ milter_client_dispose (GObject *object)
         g_source_destroy (source);
       self->backoff_id = 0;
     }
-  if (self->grace_id != 0)
-    {
-      GSource *source = g_main_context_find_source_by_id (self->main_context, self->grace_id);
-
-      if (source != NULL)
-        g_source_destroy (source);
-      self->grace_id = 0;
-    }
+  cancel_grace_period (self);
+  /* The sessions end with the client: each emits finished, now if this
+   * was its last reference, or else from its next dispatch. */
   for (guint i = 0; i < self->sessions->len; i++)
     {
       MilterClientContext *context = g_ptr_array_index (self->sessions, i);
 
       milter_client_context_set_finished_func (context, NULL, NULL);
       milter_client_context_set_parking_lot (context, NULL, 0);
+      milter_client_context_shutdown (context);
     }
   g_ptr_array_set_size (self->sessions, 0);
   g_ptr_array_set_size (self->listeners, 0);
@@ -1831,6 +1851,7 @@ serve (MilterClient  *client,
 
   ignore_sigpipe ();
   context = g_object_new (client->context_type, "client", client, NULL);
+  milter_client_context_set_main_context (context, client->main_context);
   milter_client_context_set_timeout (context, client->timeout);
   milter_client_context_set_packet_buffer_size (context, client->packet_buffer_size);
   milter_client_context_set_use_bytes (context, client->use_bytes);
@@ -1868,7 +1889,9 @@ serve (MilterClient  *client,
  *
  * Serves an already connected stream: for tests, socket activation per
  * connection, or custom transports. Emits
- * #MilterClient::connection-established first.
+ * #MilterClient::connection-established first. The session runs in the
+ * client's main context, as the sessions it accepts do; like every
+ * #MilterClient function, call it from the thread that runs that context.
  *
  * Returns: (transfer none) (nullable): the session's context, or %NULL
  *   with @error set
@@ -1956,14 +1979,7 @@ milter_client_shutdown (MilterClient *client)
 
   if (client->workers != NULL)
     milter_workers_stop (client->workers, on_workers_stopped, client);
-  if (client->sessions->len > 0)
-    {
-      GSource *source = g_timeout_source_new (client->shutdown_grace_period * 1000);
-
-      g_source_set_callback (source, on_grace_period_over, client, NULL);
-      client->grace_id = g_source_attach (source, client->main_context);
-      g_source_unref (source);
-    }
+  start_grace_period (client);
   quit_if_done (client);
 }
 
