@@ -1356,6 +1356,20 @@ test_error_unknown_command (Fixture *f, gconstpointer data)
   expect_protocol_error (f, "00000001 5a", MILTER_DECODER_ERROR, MILTER_DECODER_ERROR_UNKNOWN_COMMAND, 0);
 }
 
+/* An error nobody handles is logged: the operator sees why the MTA saw
+ * the session fail. */
+static void
+test_error_logged_when_unhandled (Fixture *f, gconstpointer data)
+{
+  g_signal_handlers_disconnect_by_func (f->context, on_error, f);
+  negotiate (f);
+  g_test_expect_message ("Milter", G_LOG_LEVEL_MESSAGE, "The session ended: Unknown command*");
+  mta_harness_send_hex (f->mta, "00000001 5a");
+  mta_harness_expect_closed (f->mta);
+  wait_finished (f);
+  g_test_assert_expected_messages ();
+}
+
 static void
 test_eof_mid_message (Fixture *f, gconstpointer data)
 {
@@ -2744,6 +2758,7 @@ main (int    argc,
   ADD ("errors/negotiation-after-quit-new-connection", test_error_negotiation_after_quit_new_connection);
   ADD ("errors/oversize", test_error_oversize);
   ADD ("errors/unknown-command", test_error_unknown_command);
+  ADD ("errors/logged-when-unhandled", test_error_logged_when_unhandled);
   ADD ("end/eof-mid-message", test_eof_mid_message);
   ADD ("end/eof-mid-packet", test_eof_mid_packet);
   ADD ("end/unref-mid-message", test_unref_mid_message);

@@ -2386,6 +2386,17 @@ close_stream (MilterClientContext *self)
   g_clear_object (&priv->stream);
 }
 
+/* Emits error; an error nobody handles is logged, so that the operator
+ * of a filter learns why the MTA saw the session fail. */
+static void
+report_error (MilterClientContext *self,
+              const GError        *error)
+{
+  if (!is_handled (self, SIGNAL_ERROR))
+    g_message ("The session ended: %s", error->message);
+  g_signal_emit (self, signals[SIGNAL_ERROR], 0, error);
+}
+
 /* The teardown, always from the main loop: error, abort, finished, close. */
 static void
 complete_close (MilterClientContext *self)
@@ -2398,7 +2409,7 @@ complete_close (MilterClientContext *self)
   priv->finished = TRUE;
   priv->reply_pending = FALSE;
   if (error != NULL)
-    g_signal_emit (self, signals[SIGNAL_ERROR], 0, error);
+    report_error (self, error);
   emit_finished (self);
   close_stream (self);
   /* Nothing is left for the main loop to do. */
@@ -3574,6 +3585,8 @@ install_other_signals (void)
    * (%MILTER_CLIENT_CONTEXT_ERROR_IO), or a limit was passed.
    * #MilterClientContext::abort (if a message was open) and
    * #MilterClientContext::finished follow, and the connection is closed.
+   * With no handler connected and no class method, the error is logged
+   * (as a message of the `Milter` log domain) instead.
    *
    * Since: 1.0
    */
