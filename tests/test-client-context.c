@@ -1312,6 +1312,72 @@ test_error_order (Fixture *f, gconstpointer data)
                          MILTER_CLIENT_CONTEXT_ERROR_UNEXPECTED_COMMAND, 0);
 }
 
+/* An unknown command changes nothing in the order of the others: it
+ * cannot stand in for the MAIL a body needs. */
+static void
+test_error_order_through_unknown (Fixture *f, gconstpointer data)
+{
+  hook_all (f);
+  negotiate (f);
+  mta_harness_connect (f->mta, "h", NULL);
+  mta_harness_expect (f->mta, "c");
+  mta_harness_unknown (f->mta, "XYZZY");
+  mta_harness_expect (f->mta, "c");
+  /* A body chunk right after it. */
+  expect_protocol_error (f, "00000005 42 626f6479", MILTER_CLIENT_CONTEXT_ERROR,
+                         MILTER_CLIENT_CONTEXT_ERROR_UNEXPECTED_COMMAND, 0);
+  g_assert_true (g_str_has_suffix (f->error->message, "after connect"));
+}
+
+/* The same when the filter negotiated unknown commands away: the steps
+ * the MTA leaves out are folded into the order, but an unknown command
+ * brings nothing with it. */
+static void
+test_error_order_with_unknown_negotiated_away (Fixture *f, gconstpointer data)
+{
+  hook (f, "connect");
+  hook (f, "body-bytes");
+  negotiate (f);
+  mta_harness_connect (f->mta, "h", NULL);
+  mta_harness_expect (f->mta, "c");
+  expect_protocol_error (f, "00000005 42 626f6479", MILTER_CLIENT_CONTEXT_ERROR,
+                         MILTER_CLIENT_CONTEXT_ERROR_UNEXPECTED_COMMAND, 0);
+}
+
+/* In place, between the commands of a transaction, it keeps the order. */
+static void
+test_unknown_in_place (Fixture *f, gconstpointer data)
+{
+  hook_all (f);
+  negotiate (f);
+  connect_and_helo (f);
+  mta_harness_unknown (f->mta, "X1");
+  mta_harness_expect (f->mta, "c");
+  mta_harness_mail (f->mta, "<a@x>");
+  mta_harness_expect (f->mta, "c");
+  mta_harness_unknown (f->mta, "X2");
+  mta_harness_expect (f->mta, "c");
+  mta_harness_rcpt (f->mta, "<b@x>");
+  mta_harness_expect (f->mta, "c");
+  mta_harness_unknown (f->mta, "X3");
+  mta_harness_expect (f->mta, "c");
+  mta_harness_unknown (f->mta, "X4");
+  mta_harness_expect (f->mta, "c");
+  mta_harness_rcpt (f->mta, "<c@x>");
+  mta_harness_expect (f->mta, "c");
+  mta_harness_data (f->mta);
+  mta_harness_expect (f->mta, "c");
+  mta_harness_end_of_header (f->mta);
+  mta_harness_expect (f->mta, "c");
+  mta_harness_end_of_message (f->mta);
+  mta_harness_expect (f->mta, "c");
+  g_assert_cmpuint (f->n_errors, ==, 0);
+  g_assert_true (g_str_has_suffix (f->events->str,
+                                   "unknown:X1 envelope-from:<a@x> unknown:X2 envelope-recipient:<b@x> "
+                                   "unknown:X3 unknown:X4 envelope-recipient:<c@x> data end-of-header "
+                                   "end-of-message-bytes:null"));
+}
+
 static void
 test_error_second_negotiation (Fixture *f, gconstpointer data)
 {
@@ -2754,6 +2820,9 @@ main (int    argc,
   ADD ("quit-new-connection", test_quit_new_connection);
   ADD ("errors/malformed", test_error_malformed);
   ADD ("errors/order", test_error_order);
+  ADD ("errors/order-through-unknown", test_error_order_through_unknown);
+  ADD ("errors/order-with-unknown-negotiated-away", test_error_order_with_unknown_negotiated_away);
+  ADD ("events/unknown-in-place", test_unknown_in_place);
   ADD ("errors/second-negotiation", test_error_second_negotiation);
   ADD ("errors/negotiation-after-quit-new-connection", test_error_negotiation_after_quit_new_connection);
   ADD ("errors/oversize", test_error_oversize);

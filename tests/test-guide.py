@@ -231,20 +231,30 @@ class RawMTA:
             if letter != b"p":
                 modifications.append(letter + data)
 
+    # Verdicts after which an MTA sends nothing more of the message.
+    FINAL = (b"r", b"t", b"y", b"d", b"a")
+
     def session(self, headers, abort_after_headers):
-        """connect, HELO and one message; the replies in order."""
-        replies = [self.command(b"C", b"client.example\0" + b"4" + struct.pack(">H", 25) +
-                                b"192.0.2.1\0"),
-                   self.command(b"H", b"client.example\0"),
-                   self.command(b"M", b"<sender@example.com>\0"),
-                   self.command(b"R", b"<recipient@example.org>\0"),
-                   self.command(b"T")]
-        replies += [self.command(b"L", name + b"\0" + value + b"\0") for name, value in headers]
-        replies.append(self.command(b"N"))
+        """connect, HELO and one message; the replies in order, up to the
+        first that decides the message (an MTA goes no further)."""
+        commands = [(b"C", b"client.example\0" + b"4" + struct.pack(">H", 25) + b"192.0.2.1\0"),
+                    (b"H", b"client.example\0"),
+                    (b"M", b"<sender@example.com>\0"),
+                    (b"R", b"<recipient@example.org>\0"),
+                    (b"T", b"")]
+        commands += [(b"L", name + b"\0" + value + b"\0") for name, value in headers]
+        commands.append((b"N", b""))
+        replies = []
+        for letter, data in commands:
+            replies.append(self.command(letter, data))
+            if replies[-1] is not None and replies[-1][0][:1] in self.FINAL:
+                return replies
         if abort_after_headers:
             self.send(b"A")
             return replies
         replies.append(self.command(b"B", b"line one\r\n"))
+        if replies[-1] is not None and replies[-1][0][:1] in self.FINAL:
+            return replies
         self.send(b"E")
         replies.append(self.reply())
         return replies

@@ -229,8 +229,11 @@ static const guint32 next_positions[N_POSITIONS] = {
   [AT_END_OF_HEADER] = AT (AT_BODY) | AT (AT_END_OF_MESSAGE),
   [AT_BODY] = AT (AT_BODY) | AT (AT_END_OF_MESSAGE),
   [AT_END_OF_MESSAGE] = AT (AT_MAIL) | AT (AT_UNKNOWN),
-  [AT_UNKNOWN] = AT (AT_HELO) | AT (AT_MAIL) | AT (AT_RCPT) | AT (AT_DATA) | AT (AT_BODY) |
-                 AT (AT_UNKNOWN),
+  /* An unknown command leaves the position where it was (see
+   * handle_unknown()): what may follow it is what may follow the command
+   * before it. libmilter allows HELO, MAIL, RCPT, DATA and a body after
+   * any unknown command, so that MAIL could be skipped. */
+  [AT_UNKNOWN] = 0,
 };
 
 /* ---- macros ------------------------------------------------------------- */
@@ -1574,10 +1577,16 @@ static void
 handle_unknown (MilterClientContext *self,
                 const MilterPacket  *packet)
 {
+  MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
   MilterStatus status = MILTER_STATUS_DEFAULT;
+  Position before = priv->position;
+  gboolean in_place = (priv->allowed[before] & AT (AT_UNKNOWN)) != 0;
 
   if (!enter_position (self, AT_UNKNOWN, packet->command))
     return;
+  /* Where it came in place, the order goes on from the command before it;
+   * where it ended a dropped message, from HELO. */
+  priv->position = in_place ? before : AT_HELO;
   begin_step (self, STEP_UNKNOWN);
   EMIT_EVENT (self, SIGNAL_UNKNOWN, unknown, status, packet->string);
   finish_step (self, STEP_UNKNOWN, status);
