@@ -1287,6 +1287,14 @@ handle_reply (MilterServerContext *self,
           }
         self->reply_text = g_strdup (packet->string);
         g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_REPLY_TEXT]);
+        /* Postfix ends the SMTP session after any 421, as after '4'. */
+        if (g_str_has_prefix (packet->string, "421"))
+          {
+            fail_with (self, MILTER_SERVER_CONTEXT_ERROR_SHUTDOWN,
+                       "The milter replied 421 to %s: the SMTP session ends",
+                       command_name (self->command));
+            return;
+          }
         handle_verdict (self, packet->string[0] == '4' ?
                         MILTER_STATUS_TEMPORARY_FAILURE : MILTER_STATUS_REJECT);
         return;

@@ -48,7 +48,8 @@ G_BEGIN_DECLS
  * @MILTER_SERVER_CONTEXT_ERROR_INVALID_REPLY_CODE: a reply-code (`y`) text
  *   that milter_reply_code_validate() refuses
  * @MILTER_SERVER_CONTEXT_ERROR_SHUTDOWN: the milter replied shutdown
- *   (`4`): Postfix answers the SMTP client with 421 and disconnects
+ *   (`4`) or a 421 reply code: Postfix answers the SMTP client with 421
+ *   and disconnects
  * @MILTER_SERVER_CONTEXT_ERROR_LIMIT_EXCEEDED: the modification requests
  *   of one end-of-message exceed
  *   #MilterServerContext:max-modifications-size

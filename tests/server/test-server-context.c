@@ -728,7 +728,6 @@ test_verdicts (Fixture       *f,
     { 'd', NULL, MILTER_STATUS_DISCARD },
     { 'y', "550 5.7.1 Go away", MILTER_STATUS_REJECT },
     { 'y', "451 4.7.1 Try again later", MILTER_STATUS_TEMPORARY_FAILURE },
-    { 'y', "421 4.7.0 Closing", MILTER_STATUS_TEMPORARY_FAILURE },
     { 'y', "550-5.7.1 first line\r\n550 5.7.1 second line", MILTER_STATUS_REJECT },
   };
 
@@ -1210,6 +1209,9 @@ static ErrorCase error_cases[] = {
     "00200000 62", 0, MILTER_DECODER_ERROR_TOO_LONG, "exceeds the limit of 1048576" },
   { "/server-context/error/shutdown", 'H', MILTER_ACTION_ALL,
     "00000001 34", 0, MILTER_SERVER_CONTEXT_ERROR_SHUTDOWN, "replied shutdown (4) to helo (H)" },
+  { "/server-context/error/reply-code-421", 'H', MILTER_ACTION_ALL,
+    "0000000f 79 34323120 342e372e 30206279 6500", 0, MILTER_SERVER_CONTEXT_ERROR_SHUTDOWN,
+    "replied 421 to helo (H): the SMTP session ends" },
   { "/server-context/error/connection-failure", 'H', MILTER_ACTION_ALL,
     "00000001 66", 0, MILTER_SERVER_CONTEXT_ERROR_UNEXPECTED_REPLY,
     "replied connection-failure (f) to helo (H)" },
