@@ -720,6 +720,26 @@ session_end (Session *session)
     g_main_loop_quit (tool->loop);
 }
 
+/* A reply as Postfix gives it to the SMTP client: "%%" becomes "%", a
+ * single "%" is dropped. */
+static gchar *
+client_reply_text (const gchar *reply)
+{
+  GString *text;
+
+  if (reply == NULL)
+    return NULL;
+  text = g_string_sized_new (strlen (reply));
+  for (const gchar *p = reply; *p != '\0'; p++)
+    {
+      if (*p != '%')
+        g_string_append_c (text, *p);
+      else if (p[1] == '%')
+        g_string_append_c (text, *p++);
+    }
+  return g_string_free (text, FALSE);
+}
+
 static void
 record_verdict (Session     *session,
                 Verdict      verdict,
@@ -740,7 +760,7 @@ record_verdict (Session     *session,
 
   tool->verdict = verdict;
   tool->stage = stage;
-  tool->reply = g_strdup (reply);
+  tool->reply = client_reply_text (reply);
   if (error != NULL)
     tool->error = g_error_copy (error);
   tool->elapsed = (g_get_monotonic_time () - tool->start_time) / (gdouble) G_USEC_PER_SEC;
@@ -1046,7 +1066,7 @@ session_advance (Session      *session,
 
                 rejected->address = g_strdup (recipient->address);
                 rejected->verdict = session->last_rejection;
-                rejected->reply = g_strdup (reply);
+                rejected->reply = client_reply_text (reply);
                 g_ptr_array_add (tool->rejected, rejected);
               }
           }

@@ -488,6 +488,55 @@ def shutdown():
 
 
 @test
+def reply_code_421_ends_the_session():
+    """Postfix disconnects after any 421, also one refusing a recipient."""
+    def handler(connection):
+        read_packet(connection)
+        connection.sendall(packet(b"O", struct.pack(">III", 6, 0, 0)))
+        while True:
+            letter, _ = read_packet(connection)
+            if letter is None:
+                return
+            if letter == b"R":
+                connection.sendall(packet(b"y", b"421 4.7.0 Going down\0"))
+            elif letter in b"CHMTLNBEU":
+                connection.sendall(packet(b"c"))
+
+    fake = FakeMilter("reply421", handler)
+    try:
+        result = run("-r", "<a@example.org>", "-r", "<b@example.org>", spec=fake.spec)
+        expect_status(result, 5)
+        expect_line(result, "status: shutdown")
+        expect_line(result, "stage: envelope-recipient")
+    finally:
+        fake.close()
+
+
+@test
+def reply_text_as_the_client_gets_it():
+    """Postfix turns %% into % and drops a single %."""
+    def handler(connection):
+        read_packet(connection)
+        connection.sendall(packet(b"O", struct.pack(">III", 6, 0, 0)))
+        while True:
+            letter, _ = read_packet(connection)
+            if letter is None:
+                return
+            if letter == b"M":
+                connection.sendall(packet(b"y", b"550 5.7.1 100%% sure, 50% off\0"))
+            elif letter in b"CHRTLNBEU":
+                connection.sendall(packet(b"c"))
+
+    fake = FakeMilter("percent", handler)
+    try:
+        result = run(spec=fake.spec)
+        expect_status(result, 2)
+        expect_line(result, "reply: 550 5.7.1 100% sure, 50 off")
+    finally:
+        fake.close()
+
+
+@test
 def protocol_error():
     def handler(connection):
         read_packet(connection)

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # guide-check: filter --output-message -r "<bob@old.example>" -r "<carol@example.org>" -r "<dave@Paused.Example>" => result["status"] == "pass" and result["message"]["recipients"] == [{"address": "<carol@example.org>", "parameters": []}] and [(r["address"], r["status"], r["reply"]) for r in result["rejected-recipients"]] == [("<bob@old.example>", "reject", "550-5.1.6 <bob@old.example> has moved.\r\n550 5.1.6 Please write to <bob@new.example> instead."), ("<dave@Paused.Example>", "temporary-failure", "450 4.2.1 Mailbox under maintenance, try again in an hour")]
-# guide-check: filter -r "<a%b@old.example>" => result["status"] == "reject" and result["stage"] == "envelope-recipient" and result["reply"] == "550-5.1.6 <a%%b@old.example> has moved.\r\n550 5.1.6 Please write to <a%%b@new.example> instead."
+# guide-check: filter -r "<a%b@old.example>" => result["status"] == "reject" and result["stage"] == "envelope-recipient" and result["reply"] == "550-5.1.6 <a%b@old.example> has moved.\r\n550 5.1.6 Please write to <a%b@new.example> instead."
 """replies-moved.py: refuses the recipients of a domain that moved, with a
 multi-line reply that gives the new address, and asks the senders to retry
 later for a domain under maintenance. The message still goes to its other
