@@ -1453,9 +1453,9 @@ test_eof_mid_message (Fixture *f, gconstpointer data)
   g_assert_cmpuint (f->results->len, ==, 1);
 }
 
-/* The last reference dropped mid-message ends the session as the end of
- * its connection would: abort, the message's result, finished, the
- * private data freed, the MTA's connection closed. */
+/* The last reference dropped mid-message closes the connection without
+ * events: no handler may run from a dispose, which a binding's garbage
+ * collector can start. The private data is still freed. */
 static void
 test_unref_mid_message (Fixture *f, gconstpointer data)
 {
@@ -1466,12 +1466,10 @@ test_unref_mid_message (Fixture *f, gconstpointer data)
   mta_harness_mail (f->mta, "<a@x>");
   mta_harness_expect (f->mta, "c");
   g_clear_object (&f->context);
-  g_assert_cmpuint (f->n_abort, ==, 1);
-  g_assert_cmpuint (f->n_finished, ==, 1);
-  g_assert_cmpuint (f->n_errors, ==, 0);
-  g_assert_cmpuint (f->private_frees, ==, 1);
-  g_assert_cmpuint (f->results->len, ==, 1);
   mta_harness_expect_closed (f->mta);
+  g_assert_cmpuint (f->n_abort, ==, 0);
+  g_assert_cmpuint (f->n_finished, ==, 0);
+  g_assert_cmpuint (f->private_frees, ==, 1);
 }
 
 static void

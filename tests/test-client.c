@@ -1372,9 +1372,9 @@ watch_abort (MilterClient        *client,
   g_signal_connect (context, "abort", G_CALLBACK (count_abort), n);
 }
 
-/* A client unreffed with sessions open ends them: abort for the open
- * message and finished, at once for the sessions only it held, from the
- * next dispatch for one the program still holds. */
+/* A client unreffed with sessions open ends them from the main loop (no
+ * handler runs from its dispose): abort for the open message and
+ * finished, also for a session the program still holds. */
 static void
 test_unref_ends_sessions (void)
 {
@@ -1405,10 +1405,10 @@ test_unref_ends_sessions (void)
   kept = g_ptr_array_steal_index (contexts, 1);
   g_ptr_array_set_size (contexts, 0);
   g_object_unref (client);
-  g_assert_cmpuint (aborted, ==, 1);
-  g_assert_cmpuint (finished, ==, 1);
+  g_assert_cmpuint (finished, ==, 0);
   mta_harness_expect_closed (mtas[0]);
   mta_harness_expect_closed (mtas[1]);
+  test_util_run_for (50);
   g_assert_cmpuint (aborted, ==, 2);
   g_assert_cmpuint (finished, ==, 2);
   g_assert_true (milter_client_context_is_finished (kept));

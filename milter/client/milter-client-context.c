@@ -2639,13 +2639,8 @@ milter_client_context_dispose (GObject *object)
   MilterClientContext *self = MILTER_CLIENT_CONTEXT (object);
   MilterClientContextPrivate *priv = milter_client_context_get_instance_private (self);
 
-  /* A session still open when the last reference goes ends here as at
-   * the end of its connection: abort (if a message was open), finished. */
-  if (has_transport (self) && !priv->finished)
-    {
-      priv->closing = TRUE;
-      complete_close (self);
-    }
+  /* No handler runs from here (a binding may dispose from its garbage
+   * collector): a session still open closes without events. */
   /* No teardown may be scheduled from here on. */
   priv->closing = TRUE;
   close_stream (self);
@@ -3571,11 +3566,12 @@ install_other_signals (void)
    * @context: the context
    *
    * The connection ended (xxfi_close): by quit, by the MTA closing it, by
-   * a timeout, an error or a shutdown, or because the context's last
-   * reference went (a #MilterClient ends its sessions when it is
-   * finalized). Emitted exactly once per connection, also if it ended
-   * before #MilterClientContext::connect. The private data is freed right
-   * after.
+   * a timeout, an error or a shutdown (also the one of a #MilterClient
+   * finalized with sessions open, which ends them from the main loop).
+   * Emitted exactly once per connection, also if it ended before
+   * #MilterClientContext::connect. The private data is freed right after.
+   * A context whose last reference goes while its session is open closes
+   * the connection without emitting anything.
    *
    * Since: 1.0
    */

@@ -931,6 +931,33 @@ on_session_finished (MilterClientContext *context,
 /* ---- GObject -------------------------------------------------------------- */
 
 static void
+release_session (MilterClientContext *context,
+                 gpointer             user_data)
+{
+  g_object_unref (context);
+}
+
+/* The sessions end with the client, from the main loop, not from here: no
+ * handler may run from a dispose that a binding's garbage collector can
+ * start. Each keeps the client's reference until it has emitted finished. */
+static void
+end_sessions_without_client (MilterClient *self)
+{
+  gsize n_sessions = 0;
+  gpointer *sessions = g_ptr_array_steal (self->sessions, &n_sessions);
+
+  for (gsize i = 0; i < n_sessions; i++)
+    {
+      MilterClientContext *context = sessions[i];
+
+      milter_client_context_set_parking_lot (context, NULL, 0);
+      milter_client_context_set_finished_func (context, release_session, NULL);
+      milter_client_context_shutdown (context);
+    }
+  g_free (sessions);
+}
+
+static void
 milter_client_dispose (GObject *object)
 {
   MilterClient *self = MILTER_CLIENT (object);
@@ -944,17 +971,7 @@ milter_client_dispose (GObject *object)
       self->backoff_id = 0;
     }
   cancel_grace_period (self);
-  /* The sessions end with the client: each emits finished, now if this
-   * was its last reference, or else from its next dispatch. */
-  for (guint i = 0; i < self->sessions->len; i++)
-    {
-      MilterClientContext *context = g_ptr_array_index (self->sessions, i);
-
-      milter_client_context_set_finished_func (context, NULL, NULL);
-      milter_client_context_set_parking_lot (context, NULL, 0);
-      milter_client_context_shutdown (context);
-    }
-  g_ptr_array_set_size (self->sessions, 0);
+  end_sessions_without_client (self);
   g_ptr_array_set_size (self->listeners, 0);
   g_clear_pointer (&self->parking_lot, milter_parking_lot_free);  /* empty now */
   if (self->source != NULL)
