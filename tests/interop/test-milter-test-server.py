@@ -465,8 +465,9 @@ def write_timeout():
         fake.close()
 
 
-@test
-def shutdown():
+def replying_at(step_letter, reply):
+    """A fake milter's handler: negotiates nothing away, sends reply to the
+    command step_letter and continue to every other one."""
     def handler(connection):
         read_packet(connection)
         connection.sendall(packet(b"O", struct.pack(">III", 6, 0, 0)))
@@ -474,10 +475,16 @@ def shutdown():
             letter, _ = read_packet(connection)
             if letter is None:
                 return
-            if letter == b"C":
-                connection.sendall(packet(b"4"))
+            if letter == step_letter:
+                connection.sendall(reply)
+            elif letter in b"CHMRTLNBEU":
+                connection.sendall(packet(b"c"))
+    return handler
 
-    fake = FakeMilter("shutdown", handler)
+
+@test
+def shutdown():
+    fake = FakeMilter("shutdown", replying_at(b"C", packet(b"4")))
     try:
         result = run(spec=fake.spec)
         expect_status(result, 5)
@@ -490,19 +497,7 @@ def shutdown():
 @test
 def reply_code_421_ends_the_session():
     """Postfix disconnects after any 421, also one refusing a recipient."""
-    def handler(connection):
-        read_packet(connection)
-        connection.sendall(packet(b"O", struct.pack(">III", 6, 0, 0)))
-        while True:
-            letter, _ = read_packet(connection)
-            if letter is None:
-                return
-            if letter == b"R":
-                connection.sendall(packet(b"y", b"421 4.7.0 Going down\0"))
-            elif letter in b"CHMTLNBEU":
-                connection.sendall(packet(b"c"))
-
-    fake = FakeMilter("reply421", handler)
+    fake = FakeMilter("reply421", replying_at(b"R", packet(b"y", b"421 4.7.0 Going down\0")))
     try:
         result = run("-r", "<a@example.org>", "-r", "<b@example.org>", spec=fake.spec)
         expect_status(result, 5)
@@ -515,19 +510,7 @@ def reply_code_421_ends_the_session():
 @test
 def reply_text_as_the_client_gets_it():
     """Postfix turns %% into % and drops a single %."""
-    def handler(connection):
-        read_packet(connection)
-        connection.sendall(packet(b"O", struct.pack(">III", 6, 0, 0)))
-        while True:
-            letter, _ = read_packet(connection)
-            if letter is None:
-                return
-            if letter == b"M":
-                connection.sendall(packet(b"y", b"550 5.7.1 100%% sure, 50% off\0"))
-            elif letter in b"CHRTLNBEU":
-                connection.sendall(packet(b"c"))
-
-    fake = FakeMilter("percent", handler)
+    fake = FakeMilter("percent", replying_at(b"M", packet(b"y", b"550 5.7.1 100%% sure, 50% off\0")))
     try:
         result = run(spec=fake.spec)
         expect_status(result, 2)
