@@ -3725,7 +3725,8 @@ milter_client_context_start_socket (MilterClientContext *context,
  * @error: return location for a #GError, or %NULL
  *
  * Starts serving the MTA on @stream from the thread-default main context
- * the context was created in. Connect the signal handlers before the main
+ * the context was created in (for a session of a #MilterClient, the
+ * client's main context). Connect the signal handlers before the main
  * loop runs again.
  *
  * Returns: %TRUE on success; %FALSE with
